@@ -1,0 +1,87 @@
+"""Provider metadata: the single source of the ``nxcloud`` connection form.
+
+Airflow 3.2+ renders the form from ``conn-fields``/``ui-field-behaviour`` below; the hook's
+``get_connection_form_widgets``/``get_ui_field_behaviour`` (Airflow 2.x) are derived from the same
+dictionaries so the two cannot drift. Keep this module free of heavy imports: Airflow loads it
+for every provider discovery.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from airflow_provider_nxcloud import __version__
+
+DEFAULT_BASE_URL = "https://api2.nxcloud.com"
+
+CONN_FIELDS: dict[str, dict[str, Any]] = {
+    "business_phone": {
+        "label": "Business phone",
+        "description": "Default merchant WhatsApp number with country code, digits only (8613800000000).",
+        "schema": {"type": ["string", "null"]},
+    },
+    "algorithm": {
+        "label": "Signature algorithm",
+        "description": "md5 (NXCloud's default) or sha256.",
+        "schema": {"type": ["string", "null"], "enum": ["md5", "sha256"], "default": "md5"},
+    },
+    "timeout": {
+        "label": "Timeout (seconds)",
+        "description": "Per-request connect and read timeout.",
+        "schema": {"type": ["number", "null"], "default": 30},
+    },
+    "verify": {
+        "label": "Verify TLS certificate",
+        "schema": {"type": ["boolean", "null"], "default": True},
+    },
+    "max_requests_per_second": {
+        "label": "Max requests per second",
+        "description": "Rate cap for this connection; empty means no cap.",
+        "schema": {"type": ["number", "null"]},
+    },
+    "max_retries": {
+        "label": "Max retries",
+        "description": "Retries of transient failures (code -1/9001, HTTP 429/5xx, network).",
+        "schema": {"type": ["integer", "null"], "default": 5},
+    },
+}
+
+UI_FIELD_BEHAVIOUR: dict[str, Any] = {
+    "hidden-fields": ["port", "schema"],
+    "relabeling": {"host": "API base URL", "login": "Access Key", "password": "Access Secret"},
+    "placeholders": {
+        "host": DEFAULT_BASE_URL,
+        "login": "your NXCloud accessKey",
+        "business_phone": "8613800000000",
+    },
+}
+
+
+def get_provider_info() -> dict[str, Any]:
+    return {
+        "package-name": "airflow-provider-nxcloud",
+        "name": "NXCloud",
+        "description": "Mark inbound WhatsApp messages as read through NXCloud's signed HTTP API.",
+        "versions": [__version__],
+        "connection-types": [
+            {
+                "connection-type": "nxcloud",
+                "hook-class-name": "airflow_provider_nxcloud.hooks.nxcloud.NxCloudHook",
+                "hook-name": "NXCloud",
+                "conn-fields": CONN_FIELDS,
+                "ui-field-behaviour": UI_FIELD_BEHAVIOUR,
+            }
+        ],
+        "hooks": [
+            {
+                "integration-name": "NXCloud",
+                "python-modules": ["airflow_provider_nxcloud.hooks.nxcloud"],
+            }
+        ],
+        "operators": [
+            {
+                "integration-name": "NXCloud",
+                "python-modules": ["airflow_provider_nxcloud.operators.whatsapp"],
+            }
+        ],
+    }

@@ -1,0 +1,234 @@
+"""What upstream tasks hand us -> validated, de-duplicated messages. Pure; no I/O.
+
+Accepted: ids, lists/tuples/sets (nested, as mapped upstreams give), records shaped like NXCloud's
+inbound webhook messages (``id``/``message_id``, ``business_phone``/``merchant_phone``, ``from``,
+``timestamp``), whole webhook payloads (``messages[]`` plus a top-level business phone), and a
+string holding a JSON or Python list (what a Jinja ``xcom_pull`` renders to). The whole input is
+checked before anything is sent: one bad item raises NxCloudConfigError naming its position.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import re
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any
+
+from airflow_provider_nxcloud.exceptions import NxCloudConfigError
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
+
+MAX_MESSAGE_ID_LENGTH = 512
+# Unix seconds above this are taken as milliseconds (databases often store those).
+_MILLISECONDS_FROM = 10**11
+_BAD_ID_CHARACTERS = re.compile(r"[\s\x00-\x1f\x7f]")
+_PHONE_SEPARATORS = re.compile(r"[\s\-().]")
+_PHONE = re.compile(r"^[0-9]{5,20}$")
+_PHONE_HINT = "use digits with the country code, e.g. 8613800000000"
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """One inbound message to mark read."""
+
+    message_id: str
+    business_phone: str
+    timestamp: int | None = None
+    sender: str | None = None
+
+
+@dataclass
+class NormalisedInput:
+    """Distinct messages to send, those skipped locally as too old, and duplicates dropped."""
+
+    messages: list[Message] = field(default_factory=list)
+    too_old: list[Message] = field(default_factory=list)
+    duplicates: int = 0
+    max_age_days: float | None = None
+
+
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def normalise_business_phone(value: Any, where: str) -> str:
+    if not isinstance(value, (str, int)) or isinstance(value, bool):
+        raise NxCloudConfigError(f"{where}: expected a phone number string, got {type(value).__name__}")
+    digits = _PHONE_SEPARATORS.sub("", str(value)).removeprefix("+")
+    if not _PHONE.match(digits):
+        raise NxCloudConfigError(f"{where}: {_shown(value)} is not a phone number; {_PHONE_HINT}")
+    return digits
+
+
+def _message_id(value: Any, where: str) -> str:
+    if not isinstance(value, str):
+        raise NxCloudConfigError(
+            f"{where}: expected a message id string, got {type(value).__name__} {_shown(value)}"
+        )
+    message_id = value.strip()
+    if not message_id:
+        raise NxCloudConfigError(f"{where}: empty message id; remove it or fix the upstream task")
+    if len(message_id) > MAX_MESSAGE_ID_LENGTH:
+        raise NxCloudConfigError(
+            f"{where}: message id has {len(message_id)} characters; WhatsApp ids have at most "
+            f"{MAX_MESSAGE_ID_LENGTH}"
+        )
+    if _BAD_ID_CHARACTERS.search(message_id):
+        raise NxCloudConfigError(
+            f"{where}: message id {_shown(message_id)} contains whitespace or control characters"
+        )
+    return message_id
+
+
+def _timestamp(value: Any, where: str) -> int | None:
+    if value is None or value == "":
+        return None
+    if isinstance(value, datetime):
+        aware = value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+        return int(aware.timestamp())
+    number: float
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        number = value
+    elif isinstance(value, str) and value.strip().isdigit() and len(value.strip()) <= 16:
+        number = int(value.strip())
+    else:
+        raise NxCloudConfigError(
+            f"{where}.timestamp: expected Unix seconds (int or digit string), got {_shown(value)}"
+        )
+    if not 0 <= number < 10**16:  # also rejects NaN and infinities
+        raise NxCloudConfigError(f"{where}.timestamp: {_shown(value)} is not a Unix time")
+    return int(number / 1000 if number >= _MILLISECONDS_FROM else number)
+
+
+def _parse_list_string(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except (ValueError, RecursionError):
+        pass
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+        raise NxCloudConfigError(
+            f"message_ids: the string {_shown(text)} looks like a list but is neither JSON nor a Python "
+            "literal; pass the XComArg itself instead of a template, or render valid JSON"
+        ) from None
+
+
+def _phone_of(record: Mapping[str, Any]) -> Any:
+    for key in ("business_phone", "merchant_phone"):
+        if record.get(key) not in (None, ""):
+            return record[key]
+    return None
+
+
+def _items(value: Any) -> Iterator[tuple[str, Any, Any]]:
+    """(position, leaf, business phone inherited from a webhook payload), depth first, in order."""
+    if isinstance(value, str):
+        stripped = value.strip()
+        if stripped[:1] in {"[", "(", "{"}:
+            value = _parse_list_string(stripped)
+        else:
+            yield "message_ids", value, None
+            return
+    # An explicit stack instead of recursion: hostile nesting must not overflow Python's stack.
+    stack: list[Iterator[tuple[str, Any, Any]]] = [iter([("message_ids", value, None)])]
+    while stack:
+        entry = next(stack[-1], None)
+        if entry is None:
+            stack.pop()
+            continue
+        where, item, inherited_phone = entry
+        if item is None:
+            continue  # a mapped upstream that returned nothing
+        if isinstance(item, Mapping) and isinstance(item.get("messages"), (list, tuple)):
+            phone = _phone_of(item) or inherited_phone
+            children = ((f"{where}.messages[{i}]", child, phone) for i, child in enumerate(item["messages"]))
+            stack.append(iter(children))
+        elif isinstance(item, (str, Mapping)):
+            yield where, item, inherited_phone
+        elif isinstance(item, Iterable) and not isinstance(item, (bytes, bytearray)):
+            elements = sorted(item, key=str) if isinstance(item, (set, frozenset)) else item
+            stack.append(
+                iter(((f"{where}[{i}]", child, inherited_phone) for i, child in enumerate(elements)))
+            )
+        else:
+            raise NxCloudConfigError(
+                f"{where}: expected a message id string or a record with 'id', got "
+                f"{type(item).__name__} {_shown(item)}"
+            )
+
+
+def normalise_messages(
+    value: Any,
+    *,
+    default_business_phone: str | None = None,
+    fallback_business_phone: Callable[[], str | None] | None = None,
+    max_age_days: float | None = 30,
+    now: float | None = None,
+) -> NormalisedInput:
+    """
+    Validate and flatten ``value`` into distinct messages.
+
+    The business phone of each message is the record's own, else the webhook payload's, else
+    ``default_business_phone``, else what ``fallback_business_phone()`` returns (called at most
+    once, only when needed: it may look up the connection).
+    """
+    if max_age_days is not None and not max_age_days > 0:
+        raise NxCloudConfigError(f"max_message_age_days must be positive or None, got {max_age_days!r}")
+    result = NormalisedInput(max_age_days=max_age_days)
+    default_phone = (
+        normalise_business_phone(default_business_phone, "business_phone")
+        if default_business_phone is not None
+        else None
+    )
+    fallback_resolved = False
+    oldest_allowed = (time.time() if now is None else now) - max_age_days * 86400 if max_age_days else None
+    seen: set[tuple[str, str]] = set()
+
+    for where, item, inherited_phone in _items(value):
+        raw_phone: Any = inherited_phone
+        timestamp: int | None = None
+        sender: str | None = None
+        if isinstance(item, Mapping):
+            raw_id = item.get("message_id") if item.get("message_id") is not None else item.get("id")
+            if raw_id is None:
+                raise NxCloudConfigError(
+                    f"{where}: record has no 'id' or 'message_id' (keys: {_shown(sorted(map(str, item)))})"
+                )
+            message_id = _message_id(raw_id, f"{where}.id")
+            raw_phone = _phone_of(item) or inherited_phone
+            timestamp = _timestamp(item.get("timestamp"), where)
+            sender = str(item["from"]) if item.get("from") is not None else None
+        else:
+            message_id = _message_id(item, where)
+        if raw_phone is not None:
+            phone = normalise_business_phone(raw_phone, f"{where}.business_phone")
+        else:
+            if default_phone is None and not fallback_resolved and fallback_business_phone is not None:
+                fallback_resolved = True
+                fallback = fallback_business_phone()
+                if fallback:
+                    default_phone = normalise_business_phone(fallback, "connection extra business_phone")
+            if default_phone is None:
+                raise NxCloudConfigError(
+                    f"{where}: no business_phone; set it on the record, the operator's business_phone, "
+                    "or the connection's business_phone extra"
+                )
+            phone = default_phone
+        key = (message_id, phone)
+        if key in seen:
+            result.duplicates += 1
+            continue
+        seen.add(key)
+        message = Message(message_id, phone, timestamp, sender)
+        if oldest_allowed is not None and timestamp is not None and timestamp < oldest_allowed:
+            result.too_old.append(message)
+        else:
+            result.messages.append(message)
+    return result

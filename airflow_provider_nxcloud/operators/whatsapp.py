@@ -1,0 +1,114 @@
+"""MarkWhatsAppReadOperator: message ids from upstream -> marked read -> a task state and a result."""
+
+from __future__ import annotations
+
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+
+from airflow_provider_nxcloud.batch import CodeActions, validate_code_actions
+from airflow_provider_nxcloud.exceptions import NxCloudConfigError, NxCloudTransientError
+from airflow_provider_nxcloud.hooks.nxcloud import NxCloudHook
+from airflow_provider_nxcloud.version_compat import AirflowFailException, AirflowSkipException, BaseOperator
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from airflow.sdk import Context
+
+
+def _check_positive(name: str, value: Any, *, integer: bool) -> None:
+    kind = "int" if integer else "number"
+    valid_type = isinstance(value, int) if integer else isinstance(value, (int, float))
+    if isinstance(value, bool) or not valid_type or not value > 0:
+        raise NxCloudConfigError(f"{name} must be a positive {kind}, got {value!r}")
+
+
+class MarkWhatsAppReadOperator(BaseOperator):
+    """
+    Mark inbound WhatsApp messages as read through NXCloud, concurrently and under a rate cap.
+
+    The task ends **success** when every message was marked (or skipped), **skipped** when there
+    was nothing to mark, and **failed** otherwise: without Airflow retries for credential,
+    configuration or permanent per-message errors, with them for transient ones. The result is
+    pushed to XCom (``return_value``) in every case, so an ``all_done`` downstream task can
+    record it::
+
+        {"marked": [ids], "skipped": [{message_id, business_phone, code, reason}],
+         "failed": [{message_id, business_phone, code, reason, retryable}],
+         "not_attempted": [ids], "counts": {...}}
+
+    :param message_ids: ids, records (``id``/``message_id``, ``business_phone``, ``timestamp``),
+        webhook payloads, or an XComArg of any of these; nested lists are flattened. (templated)
+    :param business_phone: merchant number for records without one; default: the
+        connection's ``business_phone`` extra. (templated)
+    :param nxcloud_conn_id: the ``nxcloud`` connection. (templated)
+    :param max_workers: requests in flight at once.
+    :param max_requests_per_second: rate cap, retries included; None: the connection's
+        ``max_requests_per_second`` extra, else no cap.
+    :param code_actions: override the policy for a code: ``"retry"``, ``"skip"`` or ``"fail"``,
+        e.g. ``{9006: "skip"}``.
+    :param max_message_age_days: skip (without a request) messages whose ``timestamp`` is older;
+        WhatsApp cannot mark them. None disables the check.
+    """
+
+    template_fields: Sequence[str] = ("message_ids", "business_phone", "nxcloud_conn_id")
+    ui_color = "#25d366"
+
+    def __init__(
+        self,
+        *,
+        message_ids: Any,
+        business_phone: str | None = None,
+        nxcloud_conn_id: str = NxCloudHook.default_conn_name,
+        max_workers: int = 8,
+        max_requests_per_second: float | None = None,
+        code_actions: CodeActions | None = None,
+        max_message_age_days: float | None = 30,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        # Pure checks only (no I/O): bad arguments fail at DAG parse time, not at 3 a.m.
+        _check_positive("max_workers", max_workers, integer=True)
+        if max_requests_per_second is not None:
+            _check_positive("max_requests_per_second", max_requests_per_second, integer=False)
+        if max_message_age_days is not None:
+            _check_positive("max_message_age_days", max_message_age_days, integer=False)
+        self.message_ids = message_ids
+        self.business_phone = business_phone
+        self.nxcloud_conn_id = nxcloud_conn_id
+        self.max_workers = max_workers
+        self.max_requests_per_second = max_requests_per_second
+        self.code_actions = validate_code_actions(code_actions)
+        self.max_message_age_days = max_message_age_days
+
+    @cached_property
+    def hook(self) -> NxCloudHook:
+        return NxCloudHook(
+            nxcloud_conn_id=self.nxcloud_conn_id,
+            max_requests_per_second=self.max_requests_per_second,
+        )
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        try:
+            result = self.hook.mark_messages_as_read(
+                self.message_ids,
+                business_phone=self.business_phone or None,
+                max_workers=self.max_workers,
+                code_actions=self.code_actions,
+                max_message_age_days=self.max_message_age_days,
+            )
+        except NxCloudConfigError as error:
+            # Bad input or connection settings do not heal on retry.
+            raise AirflowFailException(str(error)) from None
+        outcome = result.to_dict()
+        self.log.info("NXCloud: %s in %.1f s", result.summary(), result.elapsed_seconds)
+        state = result.state
+        if state == "success":
+            return outcome
+        # Pushed before raising, so an all_done downstream task sees what happened.
+        context["ti"].xcom_push(key="return_value", value=outcome)
+        if state == "skipped":
+            raise AirflowSkipException(f"Nothing to mark read: {result.summary()}")
+        if state == "failed":
+            raise AirflowFailException(result.describe_failure())
+        raise NxCloudTransientError(f"{result.describe_failure()} Airflow retries will try again.")

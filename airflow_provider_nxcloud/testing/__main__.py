@@ -1,0 +1,77 @@
+"""``python -m airflow_provider_nxcloud.testing``: run the NXCloud sandbox until interrupted."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import threading
+from typing import NoReturn
+
+from airflow_provider_nxcloud.testing.sandbox import (
+    DEFAULT_ACCESS_KEY,
+    DEFAULT_ACCESS_SECRET,
+    DEFAULT_BUSINESS_PHONE,
+    FAULT_KINDS,
+    Faults,
+    NxCloudSandbox,
+)
+
+
+def _fault(text: str) -> tuple[str, float]:
+    kind, _, rate = text.partition("=")
+    if kind not in FAULT_KINDS or not rate:
+        raise argparse.ArgumentTypeError(f"use KIND=RATE with KIND one of {', '.join(FAULT_KINDS)}")
+    return kind, float(rate)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m airflow_provider_nxcloud.testing", description=__doc__)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=0, help="0 picks a free port")
+    parser.add_argument("--access-key", default=DEFAULT_ACCESS_KEY)
+    parser.add_argument("--access-secret", default=DEFAULT_ACCESS_SECRET)
+    parser.add_argument("--business-phone", action="append", help="repeatable; known merchant numbers")
+    parser.add_argument("--message-ids-file", help="one existing id per line; default: any well-formed id")
+    parser.add_argument("--latency-ms", type=float, default=0.0, help="added to every API request")
+    parser.add_argument("--fault", type=_fault, action="append", default=[], help="e.g. --fault 503=0.05")
+    parser.add_argument("--seed", type=int)
+    parser.add_argument("--clock-skew-ms", type=int, default=0)
+    parser.add_argument("--no-request-log", action="store_true", help="keep only marks (long runs)")
+    args = parser.parse_args(argv)
+
+    message_ids = None
+    if args.message_ids_file:
+        with open(args.message_ids_file, encoding="utf-8") as handle:
+            message_ids = [line.strip() for line in handle if line.strip()]
+    sandbox = NxCloudSandbox(
+        access_key=args.access_key,
+        access_secret=args.access_secret,
+        business_phones=args.business_phone or [DEFAULT_BUSINESS_PHONE],
+        message_ids=message_ids,
+        host=args.host,
+        port=args.port,
+        clock_skew_ms=args.clock_skew_ms,
+        faults=Faults(latency=args.latency_ms / 1000, rates=dict(args.fault), seed=args.seed),
+        record_requests=not args.no_request_log,
+    )
+
+    def stop(signum: int, frame: object) -> NoReturn:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, stop)
+    sandbox.start()
+    print(f"NXCloud sandbox listening on {sandbox.url}", flush=True)
+    print(f"AIRFLOW_CONN_NXCLOUD_DEFAULT='{sandbox.connection_json()}'", flush=True)
+    try:
+        threading.Event().wait()  # until Ctrl-C or SIGTERM
+    except KeyboardInterrupt:
+        pass
+    finally:
+        sandbox.stop()
+    print("NXCloud sandbox stopped", file=sys.stderr, flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

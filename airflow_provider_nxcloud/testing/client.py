@@ -1,0 +1,48 @@
+"""Read and steer a sandbox running in another process (a demo, a DAG run, a benchmark)."""
+
+from __future__ import annotations
+
+import json
+import urllib.request
+from typing import Any
+
+
+class SandboxClient:
+    """The control API of ``python -m airflow_provider_nxcloud.testing`` at ``url``."""
+
+    def __init__(self, url: str, *, timeout: float = 10.0) -> None:
+        self.url = url.rstrip("/")
+        self.timeout = timeout
+
+    def _request(self, path: str, document: dict[str, Any] | None = None) -> Any:
+        data = json.dumps(document).encode() if document is not None else None
+        request = urllib.request.Request(self.url + path, data=data, method="POST" if data else "GET")
+        with urllib.request.urlopen(request, timeout=self.timeout) as response:
+            return json.loads(response.read())
+
+    def state(self, since: int = 0) -> dict[str, Any]:
+        """Marks, fault counts and the requests seen from index ``since`` on."""
+        return dict(self._request(f"/_sandbox/state?since={since}"))
+
+    def marked_ids(self, business_phone: str | None = None) -> set[str]:
+        marked: dict[str, list[str]] = self.state(since=1 << 62)["marked"]
+        return {m for phone, ids in marked.items() if business_phone in (None, phone) for m in ids}
+
+    def configure(
+        self,
+        *,
+        faults: dict[str, Any] | None = None,
+        clock_skew_ms: int | None = None,
+        message_ids: list[str] | None = None,
+    ) -> None:
+        document: dict[str, Any] = {}
+        if faults is not None:
+            document["faults"] = faults
+        if clock_skew_ms is not None:
+            document["clock_skew_ms"] = clock_skew_ms
+        if message_ids is not None:
+            document["message_ids"] = message_ids
+        self._request("/_sandbox/config", document)
+
+    def reset(self) -> None:
+        self._request("/_sandbox/reset", {})
