@@ -127,10 +127,18 @@ def _phone_of(record: Mapping[str, Any]) -> Any:
     return None
 
 
+def _children(where: str, elements: Iterable[Any], phone: Any) -> Iterator[tuple[str, Any, Any]]:
+    # A function, not an inline generator expression, so ``where`` is bound now, not when consumed.
+    for index, child in enumerate(elements):
+        yield f"{where}[{index}]", child, phone
+
+
 def _items(value: Any) -> Iterator[tuple[str, Any, Any]]:
     """(position, leaf, business phone inherited from a webhook payload), depth first, in order."""
     if isinstance(value, str):
         stripped = value.strip()
+        if not stripped:
+            return
         if stripped[:1] in {"[", "(", "{"}:
             value = _parse_list_string(stripped)
         else:
@@ -147,16 +155,12 @@ def _items(value: Any) -> Iterator[tuple[str, Any, Any]]:
         if item is None:
             continue  # a mapped upstream that returned nothing
         if isinstance(item, Mapping) and isinstance(item.get("messages"), (list, tuple)):
-            phone = _phone_of(item) or inherited_phone
-            children = ((f"{where}.messages[{i}]", child, phone) for i, child in enumerate(item["messages"]))
-            stack.append(iter(children))
+            stack.append(_children(f"{where}.messages", item["messages"], _phone_of(item) or inherited_phone))
         elif isinstance(item, (str, Mapping)):
             yield where, item, inherited_phone
         elif isinstance(item, Iterable) and not isinstance(item, (bytes, bytearray)):
             elements = sorted(item, key=str) if isinstance(item, (set, frozenset)) else item
-            stack.append(
-                iter(((f"{where}[{i}]", child, inherited_phone) for i, child in enumerate(elements)))
-            )
+            stack.append(_children(where, elements, inherited_phone))
         else:
             raise NxCloudConfigError(
                 f"{where}: expected a message id string or a record with 'id', got "

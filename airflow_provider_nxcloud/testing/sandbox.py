@@ -50,10 +50,14 @@ class Faults:
     retry_after: float = 1.0
     slow_seconds: float = 5.0
     codes: dict[str, int] = field(default_factory=dict)
+    # Per message id, the faults its first requests get, in order (then it is answered normally):
+    # {"wamid.1": ["-1", "503"]} fails twice, then succeeds.
+    scripts: dict[str, list[str]] = field(default_factory=dict)
     seed: int | None = None
 
     def __post_init__(self) -> None:
-        unknown = set(self.rates) - set(FAULT_KINDS)
+        self.scripts = {message_id: list(kinds) for message_id, kinds in self.scripts.items()}
+        unknown = (set(self.rates) | {k for ks in self.scripts.values() for k in ks}) - set(FAULT_KINDS)
         if unknown:
             raise ValueError(f"unknown fault kinds {sorted(unknown)}; use {', '.join(FAULT_KINDS)}")
         if sum(self.rates.values()) > 1:
@@ -72,6 +76,7 @@ class RequestRecord:
     fault: str | None
     message_id: str | None
     business_phone: str | None
+    client_port: int = 0
 
 
 class SandboxState:
@@ -103,6 +108,13 @@ class SandboxState:
 
     def now_ms(self) -> int:
         return int(time.time() * 1000) + self.clock_skew_ms
+
+    def scripted_fault(self, message_id: str | None) -> str | None:
+        script = self.faults.scripts.get(message_id) if message_id is not None else None
+        if not script:
+            return None
+        with self.lock:
+            return script.pop(0) if script else None
 
     def draw_fault(self) -> str | None:
         rates = self.faults.rates
@@ -198,6 +210,11 @@ class SandboxState:
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server: _Server
+    # Each reply leaves in one segment (buffered, flushed by _reply) with Nagle off. Unbuffered,
+    # the status/headers and the body went out as two small writes, and Nagle held the body back
+    # until the client's delayed ACK (~40 ms on Linux): a 50 ms sandbox answered in ~92 ms.
+    wbufsize = 1 << 16
+    disable_nagle_algorithm = True
 
     def log_message(self, format: str, *args: Any) -> None:
         pass  # keep test output readable; the request log is the record
@@ -216,6 +233,9 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header(name.replace("_", "-"), value)
         self.end_headers()
         self.wfile.write(body)
+        # Flush here, not in handle_one_request: a client that went away raises where callers
+        # expect it (``_mark_read`` ignores OSError) instead of as a server traceback.
+        self.wfile.flush()
 
     def _reply_json(self, document: Any, status: int = 200) -> None:
         self._reply(status, json.dumps(document, ensure_ascii=False).encode("utf-8"))
@@ -261,14 +281,43 @@ class _Handler(BaseHTTPRequestHandler):
         self._reply_json({"ok": True})
 
     def _mark_read(self, raw: bytes) -> None:
+        received_at = time.time()
         state = self.server.state
         headers = {name: value for name, value in self.headers.items()}
+        try:
+            parsed = json.loads(raw)
+        except ValueError:
+            parsed = None
+        parsed = parsed if isinstance(parsed, dict) else {}
+        message_id, phone = parsed.get("message_id"), parsed.get("business_phone")
+        message_id = message_id if isinstance(message_id, str) else None
         latency = state.latency()
         if latency:
             time.sleep(latency)
-        fault = state.draw_fault()
+        fault = state.scripted_fault(message_id) or state.draw_fault()
         code: int | None = None
-        body: dict[str, Any] | None = None
+        if fault in {"-1", "9001"}:
+            code = int(fault)
+        elif fault not in {"drop", "500", "503", "429", "html"}:
+            if fault == "slow":
+                time.sleep(state.faults.slow_seconds)
+            code, message, body = state.verify(self.headers, raw)
+            if code == 0 and body is not None:
+                state.mark(body["business_phone"], body["message_id"])
+        # Recorded before answering: once a client has its answer, the log already shows it.
+        state.record(
+            RequestRecord(
+                received_at=received_at,
+                path=MARK_READ_PATH,
+                headers=headers,
+                body=raw.decode("utf-8", errors="replace"),
+                code=code,
+                fault=fault,
+                message_id=message_id,
+                business_phone=phone if isinstance(phone, str) else None,
+                client_port=self.client_address[1],
+            )
+        )
         try:
             if fault == "drop":
                 # Close without an answer, as a crashed proxy would.
@@ -283,36 +332,11 @@ class _Handler(BaseHTTPRequestHandler):
             elif fault == "html":
                 self._reply(200, _HTML_PAGE, "text/html")
             elif fault in {"-1", "9001"}:
-                code = int(fault)
                 self._reply_json({"code": code, "message": "Request failed", "data": None})
             else:
-                if fault == "slow":
-                    time.sleep(state.faults.slow_seconds)
-                code, message, body = state.verify(self.headers, raw)
-                if code == 0 and body is not None:
-                    state.mark(body["business_phone"], body["message_id"])
                 self._reply_json({"code": code, "message": message, "data": None})
         except OSError:
             pass  # the client went away (for instance it timed out on a slow answer)
-        finally:
-            try:
-                parsed = body if body is not None else json.loads(raw)
-            except ValueError:
-                parsed = None
-            parsed = parsed if isinstance(parsed, dict) else {}
-            message_id, phone = parsed.get("message_id"), parsed.get("business_phone")
-            state.record(
-                RequestRecord(
-                    received_at=time.time(),
-                    path=MARK_READ_PATH,
-                    headers=headers,
-                    body=raw.decode("utf-8", errors="replace"),
-                    code=code,
-                    fault=fault,
-                    message_id=message_id if isinstance(message_id, str) else None,
-                    business_phone=phone if isinstance(phone, str) else None,
-                )
-            )
 
 
 class _Server(ThreadingHTTPServer):
@@ -368,8 +392,9 @@ class NxCloudSandbox:
 
     def start(self) -> NxCloudSandbox:
         self._server = _Server(self._address, self)
+        # A short poll interval makes stop() (and so every test's teardown) quick.
         self._thread = threading.Thread(
-            target=self._server.serve_forever, name="nxcloud-sandbox", daemon=True
+            target=self._server.serve_forever, args=(0.05,), name="nxcloud-sandbox", daemon=True
         )
         self._thread.start()
         return self

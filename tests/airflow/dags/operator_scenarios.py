@@ -1,0 +1,89 @@
+"""DAGs the operator tests run with dag.test(); each scenario is one small DAG."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from airflow.sdk import DAG, task
+
+from airflow_provider_nxcloud.operators.whatsapp import MarkWhatsAppReadOperator
+
+START = datetime(2026, 1, 1)
+NO_SCHEDULE: dict[str, Any] = {"schedule": None, "start_date": START, "catchup": False}
+
+
+@task
+def record(ti: Any = None) -> dict[str, Any]:
+    """What a downstream task sees of the mark task's result, even after it failed."""
+    return dict(ti.xcom_pull(task_ids="mark"))
+
+
+with DAG("nx_upstream_ids", **NO_SCHEDULE) as nx_upstream_ids:
+
+    @task
+    def fetch() -> list[str]:
+        return ["wamid.up1", " wamid.up2 ", "wamid.up3", "wamid.up1"]
+
+    MarkWhatsAppReadOperator(task_id="mark", message_ids=fetch(), max_workers=2) >> record()
+
+
+with DAG("nx_jinja", **NO_SCHEDULE) as nx_jinja:
+
+    @task(task_id="fetch")
+    def fetch_records() -> list[dict[str, Any]]:
+        return [{"id": "wamid.j1", "from": "15550001"}, {"message_id": "wamid.j2"}]
+
+    MarkWhatsAppReadOperator(task_id="mark", message_ids="{{ ti.xcom_pull(task_ids='fetch') }}").set_upstream(
+        fetch_records()
+    )
+
+
+with DAG("nx_mapped", **NO_SCHEDULE) as nx_mapped:
+
+    @task
+    def chunks() -> list[list[str]]:
+        return [["wamid.m1", "wamid.m2"], ["wamid.m3"]]
+
+    MarkWhatsAppReadOperator.partial(task_id="mark", max_workers=2).expand(message_ids=chunks())
+
+
+with DAG("nx_skip_9006", **NO_SCHEDULE) as nx_skip_9006:
+    MarkWhatsAppReadOperator(
+        task_id="mark", message_ids=["wamid.unbound1", "wamid.unbound2"], code_actions={9006: "skip"}
+    )
+
+
+with DAG("nx_wrong_secret", **NO_SCHEDULE) as nx_wrong_secret:
+    (
+        MarkWhatsAppReadOperator(
+            task_id="mark",
+            message_ids=[f"wamid.w{i}" for i in range(20)],
+            nxcloud_conn_id="nxcloud_wrong",
+            max_workers=1,
+            retries=3,
+            retry_delay=timedelta(seconds=0),
+        )
+        >> record.override(trigger_rule="all_done")()
+    )
+
+
+with DAG("nx_empty", **NO_SCHEDULE) as nx_empty:
+
+    @task
+    def nothing() -> list[str]:
+        return []
+
+    MarkWhatsAppReadOperator(task_id="mark", message_ids=nothing())
+
+
+with DAG("nx_transient", **NO_SCHEDULE) as nx_transient:
+    (
+        MarkWhatsAppReadOperator(
+            task_id="mark",
+            message_ids=["wamid.t1", "wamid.t2"],
+            retries=1,
+            retry_delay=timedelta(seconds=0),
+        )
+        >> record.override(trigger_rule="all_done")()
+    )

@@ -1,0 +1,99 @@
+"""The operator in real Airflow DAG runs (sqlite metadata DB, dag.test()) against the sandbox."""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING
+
+import pytest
+
+from airflow_provider_nxcloud.testing import Faults
+
+if TYPE_CHECKING:
+    from airflow_provider_nxcloud.testing import NxCloudSandbox
+
+pytestmark = pytest.mark.airflow
+
+
+def test_ids_from_upstream_task_are_all_marked(run_dag, nxcloud_sandbox: NxCloudSandbox) -> None:
+    result = run_dag("operator_scenarios", dag_id="nx_upstream_ids")
+
+    assert result.task_state("mark") == "success"
+    assert nxcloud_sandbox.marked_ids() == {"wamid.up1", "wamid.up2", "wamid.up3"}
+    outcome = result.xcom("mark")
+    assert sorted(outcome["marked"]) == ["wamid.up1", "wamid.up2", "wamid.up3"]
+    assert outcome["counts"] == {
+        "total": 3, "marked": 3, "skipped": 0, "failed": 0, "not_attempted": 0, "duplicates": 1,
+    }  # fmt: skip
+    assert result.xcom("record")["counts"]["marked"] == 3
+
+
+def test_jinja_rendered_xcom_string_is_accepted(run_dag, nxcloud_sandbox: NxCloudSandbox) -> None:
+    result = run_dag("operator_scenarios", dag_id="nx_jinja")
+
+    assert result.task_state("mark") == "success"
+    assert nxcloud_sandbox.marked_ids() == {"wamid.j1", "wamid.j2"}
+
+
+def test_mapped_operator_marks_every_chunk(run_dag, nxcloud_sandbox: NxCloudSandbox) -> None:
+    result = run_dag("operator_scenarios", dag_id="nx_mapped")
+
+    assert result.task_state("mark", map_index=0) == "success"
+    assert result.task_state("mark", map_index=1) == "success"
+    assert nxcloud_sandbox.marked_ids() == {"wamid.m1", "wamid.m2", "wamid.m3"}
+    assert result.xcom("mark", map_index=1)["marked"] == ["wamid.m3"]
+
+
+def test_code_mapped_to_skip_ends_skipped_with_reasons(run_dag, nxcloud_sandbox: NxCloudSandbox) -> None:
+    nxcloud_sandbox.set_faults(Faults(codes={"wamid.unbound1": 9006, "wamid.unbound2": 9006}))
+
+    result = run_dag("operator_scenarios", dag_id="nx_skip_9006")
+
+    assert result.task_state("mark") == "skipped"
+    outcome = result.xcom("mark")
+    assert [s["code"] for s in outcome["skipped"]] == [9006, 9006]
+    assert "bind it in NXCloud" in outcome["skipped"][0]["reason"]
+    assert nxcloud_sandbox.marked_ids() == set()
+
+
+def test_wrong_secret_fails_once_without_retries_and_downstream_reads_result(
+    run_dag, nxcloud_sandbox: NxCloudSandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    wrong = json.loads(nxcloud_sandbox.connection_json())
+    wrong["password"] = "not-the-secret"
+    monkeypatch.setenv("AIRFLOW_CONN_NXCLOUD_WRONG", json.dumps(wrong))
+
+    result = run_dag("operator_scenarios", dag_id="nx_wrong_secret")
+
+    assert result.task_state("mark") == "failed"
+    assert result.try_number("mark") == 1, "an auth failure must not consume Airflow retries"
+    assert len(nxcloud_sandbox.requests) == 1, "nothing more is sent after a 1003"
+    assert nxcloud_sandbox.requests[0].code == 1003
+    seen_downstream = result.xcom("record")
+    assert seen_downstream["counts"]["failed"] == 1
+    assert seen_downstream["counts"]["not_attempted"] == 19
+    assert seen_downstream["failed"][0]["code"] == 1003
+    assert "not-the-secret" not in json.dumps(seen_downstream)
+
+
+def test_empty_upstream_ends_skipped_without_any_request(run_dag, nxcloud_sandbox: NxCloudSandbox) -> None:
+    result = run_dag("operator_scenarios", dag_id="nx_empty")
+
+    assert result.task_state("mark") == "skipped"
+    assert nxcloud_sandbox.requests == []
+    assert result.xcom("mark")["counts"]["total"] == 0
+
+
+def test_transient_failures_fail_with_airflow_retries(
+    run_dag, nxcloud_sandbox: NxCloudSandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AIRFLOW_CONN_NXCLOUD_DEFAULT", nxcloud_sandbox.connection_json(max_retries=0))
+    nxcloud_sandbox.set_faults(Faults(rates={"-1": 1.0}))
+
+    result = run_dag("operator_scenarios", dag_id="nx_transient")
+
+    assert result.task_state("mark") == "failed"
+    assert result.try_number("mark") == 2, "a transient failure uses the task's Airflow retry"
+    failed = result.xcom("record")["failed"]
+    assert {f["code"] for f in failed} == {-1}
+    assert all(f["retryable"] for f in failed)

@@ -1,0 +1,104 @@
+from __future__ import annotations
+
+import pytest
+
+from airflow_provider_nxcloud.batch import (
+    BatchResult,
+    Outcome,
+    default_action,
+    retry_codes_for,
+    validate_code_actions,
+)
+from airflow_provider_nxcloud.exceptions import NxCloudConfigError
+from airflow_provider_nxcloud.messages import Message
+
+MESSAGE = Message("wamid.1", "8613800000000")
+
+
+@pytest.mark.parametrize(
+    ("code", "transient", "action"),
+    [
+        (0, False, "marked"),
+        (-1, True, "retry"),
+        (9001, True, "retry"),
+        (None, True, "retry"),  # HTTP 429/5xx, network, timeouts
+        (1001, False, "abort"),
+        (1003, False, "abort"),
+        (1004, False, "abort"),
+        (1099, False, "abort"),
+        (9002, False, "abort"),
+        (9003, False, "abort"),
+        (9005, False, "abort"),
+        (9006, False, "abort"),
+        (None, False, "abort"),  # redirect, 404, TLS: the same for every message
+        (9000, False, "fail"),
+        (9099, False, "fail"),
+        (4242, False, "fail"),
+    ],
+)
+def test_default_policy_table(code: int | None, transient: bool, action: str) -> None:
+    assert default_action(code, transient=transient) == action
+
+
+def test_overrides_decide_what_the_hook_retries() -> None:
+    overrides = validate_code_actions({9000: "retry", -1: "fail", 9006: "skip"})
+
+    assert retry_codes_for(overrides) == frozenset({9001, 9000})
+
+
+def test_code_actions_accept_string_codes_from_json() -> None:
+    assert validate_code_actions({"9006": "skip", "-1": "fail"}) == {9006: "skip", -1: "fail"}
+
+
+@pytest.mark.parametrize(
+    ("value", "error"),
+    [
+        ({9006: "ignore"}, r"code_actions\[9006\]: 'ignore' is not an action; use 'retry', 'skip' or 'fail'"),
+        ({"abc": "skip"}, r"code_actions: key 'abc' is not an NXCloud code"),
+        ({True: "skip"}, r"code_actions: key True is not an NXCloud code"),
+        ({0: "skip"}, r"code 0 means marked"),
+        (["9006"], r"code_actions must be a dict"),
+    ],
+)
+def test_bad_code_actions(value: object, error: str) -> None:
+    with pytest.raises(NxCloudConfigError, match=error):
+        validate_code_actions(value)
+
+
+def outcome(action: str, code: int | None = None) -> Outcome:
+    return Outcome(MESSAGE, action, code, "reason")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("result", "state"),
+    [
+        (BatchResult(), "skipped"),
+        (BatchResult(skipped=[outcome("skip", 9006)]), "skipped"),
+        (BatchResult(marked=[MESSAGE], skipped=[outcome("skip")]), "success"),
+        (BatchResult(marked=[MESSAGE], failed=[outcome("retry", -1)]), "failed_retryable"),
+        (BatchResult(marked=[MESSAGE], failed=[outcome("retry", -1), outcome("fail", 9000)]), "failed"),
+        (BatchResult(failed=[outcome("abort", 1003)], abort=outcome("abort", 1003)), "failed"),
+    ],
+)
+def test_batch_state(result: BatchResult, state: str) -> None:
+    assert result.state == state
+
+
+def test_result_dict_lists_every_message_once() -> None:
+    result = BatchResult(
+        marked=[Message("m", "1")],
+        skipped=[Outcome(Message("s", "1"), "skip", 9006, "unbound")],
+        failed=[Outcome(Message("f", "1"), "fail", 9000, "bad id")],
+        not_attempted=[Message("n", "1")],
+        duplicates=2,
+    )
+
+    assert result.to_dict() == {
+        "marked": ["m"],
+        "skipped": [{"message_id": "s", "business_phone": "1", "code": 9006, "reason": "unbound"}],
+        "failed": [
+            {"message_id": "f", "business_phone": "1", "code": 9000, "reason": "bad id", "retryable": False}
+        ],
+        "not_attempted": ["n"],
+        "counts": {"total": 4, "marked": 1, "skipped": 1, "failed": 1, "not_attempted": 1, "duplicates": 2},
+    }

@@ -1,0 +1,156 @@
+"""Connection -> settings: every way users configure the connection, and every way it can be wrong."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from airflow_provider_nxcloud.exceptions import NxCloudConfigError
+from airflow_provider_nxcloud.get_provider_info import CONN_FIELDS, UI_FIELD_BEHAVIOUR, get_provider_info
+from airflow_provider_nxcloud.hooks.nxcloud import NxCloudHook
+
+
+def settings_for(monkeypatch: pytest.MonkeyPatch, value: str, **hook_args: object):  # type: ignore[no-untyped-def]
+    monkeypatch.setenv("AIRFLOW_CONN_NX_UNDER_TEST", value)
+    return NxCloudHook(nxcloud_conn_id="nx_under_test", **hook_args).settings  # type: ignore[arg-type]
+
+
+def test_json_form(monkeypatch: pytest.MonkeyPatch) -> None:
+    conn = {
+        "conn_type": "nxcloud",
+        "host": "https://api2.nxcloud.com",
+        "login": "key",
+        "password": "secret",
+        "extra": {"business_phone": "8613800000000", "algorithm": "sha256", "timeout": 5, "verify": False,
+                  "max_requests_per_second": 20, "max_retries": 2},
+    }  # fmt: skip
+    settings = settings_for(monkeypatch, json.dumps(conn))
+
+    assert settings.base_url == "https://api2.nxcloud.com"
+    assert (settings.access_key, settings.access_secret) == ("key", "secret")
+    assert settings.business_phone == "8613800000000"
+    assert settings.algorithm == "sha256"
+    assert (settings.timeout, settings.verify) == (5, False)
+    assert (settings.max_requests_per_second, settings.max_retries) == (20, 2)
+
+
+def test_uri_form_with_string_extras(monkeypatch: pytest.MonkeyPatch) -> None:
+    uri = "nxcloud://key:s%2Fecret@api2.nxcloud.com?business_phone=8613800000000&verify=false&timeout=7.5"
+    settings = settings_for(monkeypatch, uri)
+
+    assert settings.base_url == "https://api2.nxcloud.com"
+    assert settings.access_secret == "s/ecret"
+    assert (settings.verify, settings.timeout) == (False, 7.5)
+
+
+def test_uri_form_for_loopback_sandbox_uses_schema_as_scheme(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert settings_for(monkeypatch, "nxcloud://k:s@127.0.0.1:8080/http").base_url == "http://127.0.0.1:8080"
+
+
+def test_empty_host_means_nxcloud(monkeypatch: pytest.MonkeyPatch) -> None:
+    settings = settings_for(monkeypatch, json.dumps({"conn_type": "nxcloud", "login": "k", "password": "s"}))
+
+    assert settings.base_url == "https://api2.nxcloud.com"
+    assert (settings.algorithm, settings.timeout, settings.verify, settings.max_retries) == (
+        "md5",
+        30,
+        True,
+        5,
+    )
+    assert settings.max_requests_per_second is None
+
+
+def test_airflow2_prefixed_extras_are_read(monkeypatch: pytest.MonkeyPatch) -> None:
+    conn = {
+        "conn_type": "nxcloud",
+        "login": "k",
+        "password": "s",
+        "extra": {"extra__nxcloud__business_phone": "861"},
+    }
+
+    assert settings_for(monkeypatch, json.dumps(conn)).business_phone == "861"
+
+
+def test_hook_arguments_override_extras(monkeypatch: pytest.MonkeyPatch) -> None:
+    conn = {"conn_type": "nxcloud", "login": "k", "password": "s",
+            "extra": {"business_phone": "861", "max_requests_per_second": 5, "max_retries": 4}}  # fmt: skip
+    settings = settings_for(
+        monkeypatch, json.dumps(conn), business_phone="862", max_requests_per_second=50, max_retries=0
+    )
+
+    assert (settings.business_phone, settings.max_requests_per_second, settings.max_retries) == ("862", 50, 0)
+
+
+@pytest.mark.parametrize(
+    ("conn", "error"),
+    [
+        (
+            {"password": "s"},
+            r"nxcloud connection 'nx_under_test' has no Access Key: set the connection's login",
+        ),
+        ({"login": "k"}, r"'nx_under_test' has no Access Secret: set the connection's password"),
+        ({"login": "k", "password": "s", "host": "http://api2.nxcloud.com"}, r"plain http:// to api2"),
+        ({"login": "k", "password": "s", "host": "ftp://x"}, r"must be https://host"),
+        (
+            {"login": "k", "password": "s", "extra": {"algorithm": "sha1"}},
+            r"algorithm must be 'md5' or 'sha256'",
+        ),
+        (
+            {"login": "k", "password": "s", "extra": {"timeout": "soon"}},
+            r"timeout must be a number, got 'soon'",
+        ),
+        ({"login": "k", "password": "s", "extra": {"max_retries": -1}}, r"max_retries must be at least 0"),
+        ({"login": "k", "password": "s", "extra": {"proxies": "x"}}, r"proxies must be a mapping"),
+    ],
+)
+def test_unusable_connection_is_one_clear_line(
+    monkeypatch: pytest.MonkeyPatch, conn: dict[str, object], error: str
+) -> None:
+    with pytest.raises(NxCloudConfigError, match=error) as raised:
+        settings_for(monkeypatch, json.dumps({"conn_type": "nxcloud", **conn}))
+    assert "\n" not in str(raised.value)
+
+
+def test_secret_is_not_in_settings_repr(monkeypatch: pytest.MonkeyPatch) -> None:
+    settings = settings_for(
+        monkeypatch, json.dumps({"conn_type": "nxcloud", "login": "k", "password": "hush-42"})
+    )
+
+    assert "hush-42" not in repr(settings)
+
+
+def test_constructor_does_no_lookup() -> None:
+    # A connection id that does not exist anywhere: only the first request may look it up.
+    hook = NxCloudHook(nxcloud_conn_id="does_not_exist_anywhere")
+
+    assert hook.nxcloud_conn_id == "does_not_exist_anywhere"
+
+
+def test_constructor_is_keyword_only() -> None:
+    with pytest.raises(TypeError):
+        NxCloudHook("nxcloud_default")  # type: ignore[misc]
+
+
+def test_provider_metadata_and_legacy_form_come_from_one_definition() -> None:
+    info = get_provider_info()
+    (conn_type,) = info["connection-types"]
+
+    assert conn_type["connection-type"] == "nxcloud"
+    assert conn_type["hook-class-name"] == "airflow_provider_nxcloud.hooks.nxcloud.NxCloudHook"
+    assert conn_type["conn-fields"] is CONN_FIELDS
+    assert set(CONN_FIELDS) == {"business_phone", "algorithm", "timeout", "verify", "max_requests_per_second",
+                                "max_retries"}  # fmt: skip
+    behaviour = NxCloudHook.get_ui_field_behaviour()
+    assert behaviour["hidden_fields"] == UI_FIELD_BEHAVIOUR["hidden-fields"] == ["port", "schema"]
+    assert behaviour["relabeling"] == {
+        "host": "API base URL",
+        "login": "Access Key",
+        "password": "Access Secret",
+    }
+
+
+def test_airflow2_form_widgets_cover_every_field() -> None:
+    pytest.importorskip("flask_appbuilder", reason="Airflow 2.x UI only; 3.x renders conn-fields")
+
+    assert set(NxCloudHook.get_connection_form_widgets()) == set(CONN_FIELDS)
