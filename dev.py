@@ -35,6 +35,8 @@ def ensure_venv() -> None:
         run(sys.executable, "-m", "venv", VENV)
     uv = BIN / "uv"
     if not uv.exists():
+        if subprocess.run([PYTHON, "-m", "pip", "--version"], capture_output=True).returncode:
+            run(PYTHON, "-m", "ensurepip", "--upgrade")  # a venv made by uv has no pip
         run(PYTHON, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "uv")
     env = {**os.environ, "VIRTUAL_ENV": str(VENV)}
     # Compiled bytecode halves `import airflow` when PYTHONDONTWRITEBYTECODE is set.

@@ -106,13 +106,13 @@ def run_dag(airflow_db: Path) -> Iterator[Any]:
     """``run_dag("dag_file_name", dag_id=None, **conf) -> DagRunResult``."""
 
     def run(name: str, *, dag_id: str | None = None, conf: dict[str, Any] | None = None) -> DagRunResult:
-        module = load_dag_module(name)
-        dag = getattr(module, "dag", None) if dag_id is None else None
-        if dag is None:
-            from airflow.sdk import DAG
+        from airflow.sdk import DAG
 
-            dags = [value for value in vars(module).values() if isinstance(value, DAG)]
-            dag = next(d for d in dags if dag_id in (None, d.dag_id))
+        module = load_dag_module(name)
+        dags = [value for value in vars(module).values() if isinstance(value, DAG)]
+        dag = next((d for d in dags if dag_id in (None, d.dag_id)), None)
+        if dag is None:  # a @dag function called at module level: build the DAG again
+            dag = getattr(module, dag_id or name)()
         return DagRunResult(dag.test(run_conf=conf))
 
     yield run

@@ -1,0 +1,150 @@
+"""
+The demo: the reconcile example DAG in a real Airflow against the NXCloud sandbox.
+
+Starts the sandbox on 127.0.0.1, seeds an SQLite inbox with realistic inbound messages, runs
+``airflow dags test example_nxcloud_reconcile`` twice in a throwaway AIRFLOW_HOME, and prints
+what was marked, skipped and failed next to the sandbox's own count. Leaves nothing running.
+
+With ``AIRFLOW_CONN_NXCLOUD_DEFAULT`` already set (real credentials) it talks to NXCloud
+instead, and with ``AIRFLOW_CONN_NXCLOUD_INBOX`` set it reads your inbox instead of seeding one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from airflow_provider_nxcloud.testing import NxCloudSandbox
+
+REPO = Path(__file__).resolve().parent.parent
+DAG_ID = "example_nxcloud_reconcile"
+PHONES = ("8613800000000", "8613900000001", "85290000002")
+CUSTOMERS = ("15550001111", "447700900222", "5511988887777", "919800000333")
+UNKNOWN_ID = "wamid.DEMO-deleted-before-reconcile"
+DAY = 86_400
+
+
+def seed_inbox(path: Path, ddl: str) -> tuple[list[tuple[str, str, str, int]], set[str]]:
+    """Realistic inbound messages: 3 business phones, 4 customers, 4 too old, 1 unknown id."""
+    now = int(time.time())
+    rows = []
+    for n in range(36):
+        phone, customer = PHONES[n % len(PHONES)], CUSTOMERS[n % len(CUSTOMERS)]
+        age = 35 * DAY + n * 60 if n % 9 == 8 else n * 300  # every 9th is older than 30 days
+        rows.append((f"wamid.DEMO{n:04d}{customer[-4:]}", phone, customer, now - age))
+    rows.append((UNKNOWN_ID, PHONES[0], CUSTOMERS[0], now - 120))
+    with sqlite3.connect(path) as db:
+        db.execute(ddl)
+        db.executemany(
+            "INSERT INTO whatsapp_inbox (message_id, business_phone, sender, received_at)"
+            " VALUES (?, ?, ?, ?)",
+            rows,
+        )
+    known_ids = {row[0] for row in rows if row[0] != UNKNOWN_ID}
+    return rows, known_ids
+
+
+def expected_marks(rows: list[tuple[str, str, str, int]], known_ids: set[str]) -> int:
+    fresh_after = time.time() - 30 * DAY
+    return sum(1 for message_id, _, _, received in rows if message_id in known_ids and received > fresh_after)
+
+
+def run_dag(env: dict[str, str], run: int) -> int:
+    print(f"\n--- airflow dags test {DAG_ID} (run {run}) ---", flush=True)
+    started = time.monotonic()
+    completed = subprocess.run(
+        [str(Path(sys.executable).with_name("airflow")), "dags", "test", DAG_ID],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    log = Path(env["AIRFLOW_HOME"]) / f"dags-test-run{run}.log"
+    log.write_text(completed.stdout + completed.stderr)
+    for line in (completed.stdout + completed.stderr).splitlines():
+        if "NXCloud:" in line or "Marking task as" in line or "Nothing to mark" in line:
+            print("   ", line.split("] ", 1)[-1][:160])
+    print(f"    exit code {completed.returncode} in {time.monotonic() - started:.1f} s", flush=True)
+    return completed.returncode
+
+
+def summarise(inbox: Path) -> dict[str, int]:
+    with sqlite3.connect(inbox) as db:
+        read = db.execute("SELECT COUNT(*) FROM whatsapp_inbox WHERE read_at IS NOT NULL").fetchone()[0]
+        errors = db.execute(
+            "SELECT message_id, last_error FROM whatsapp_inbox WHERE last_error IS NOT NULL ORDER BY 1"
+        ).fetchall()
+        unread = db.execute(
+            "SELECT COUNT(*) FROM whatsapp_inbox WHERE read_at IS NULL AND last_error IS NULL"
+        ).fetchone()[0]
+    print(f"\nInbox: {read} read, {len(errors)} with a recorded reason, {unread} still unread")
+    for message_id, reason in errors:
+        print(f"    {message_id}: {reason[:110]}")
+    return {"read": read, "errors": len(errors), "unread": unread}
+
+
+def main() -> int:
+    home = Path(tempfile.mkdtemp(prefix="nxcloud-demo-"))
+    dags = home / "dags"
+    dags.mkdir()
+    shutil.copy(REPO / "example_dags" / f"{DAG_ID}.py", dags)
+    namespace: dict[str, object] = {}
+    exec(compile((dags / f"{DAG_ID}.py").read_text(), DAG_ID, "exec"), namespace)
+    env = {
+        **os.environ,
+        "AIRFLOW_HOME": str(home),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(dags),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
+    }
+    use_sandbox = "AIRFLOW_CONN_NXCLOUD_DEFAULT" not in os.environ
+    seed = "AIRFLOW_CONN_NXCLOUD_INBOX" not in os.environ
+    inbox = home / "inbox.db"
+    sandbox = NxCloudSandbox(business_phones=PHONES) if use_sandbox else None
+    try:
+        if seed:
+            rows, known_ids = seed_inbox(inbox, str(namespace["INBOX_DDL"]))
+            env["AIRFLOW_CONN_NXCLOUD_INBOX"] = json.dumps({"conn_type": "sqlite", "host": str(inbox)})
+            print(f"Seeded {len(rows)} inbound messages into {inbox}")
+        if sandbox is not None:
+            sandbox.state.message_ids = known_ids if seed else None
+            sandbox.start()
+            env["AIRFLOW_CONN_NXCLOUD_DEFAULT"] = sandbox.connection_json()
+            print(f"NXCloud sandbox on {sandbox.url} (set AIRFLOW_CONN_NXCLOUD_DEFAULT to use NXCloud)")
+        else:
+            print("Using NXCloud from AIRFLOW_CONN_NXCLOUD_DEFAULT")
+        print(f"AIRFLOW_HOME={home}")
+        subprocess.run(
+            [str(Path(sys.executable).with_name("airflow")), "db", "migrate"], env=env, check=True,
+            capture_output=True,
+        )  # fmt: skip
+
+        first = run_dag(env, 1)
+        requests_after_first = len(sandbox.requests) if sandbox else 0
+        counts = summarise(inbox) if seed else {}
+        second = run_dag(env, 2)
+        if sandbox is None:
+            return first or second
+        new_requests = len(sandbox.requests) - requests_after_first
+        marked_on_sandbox = len(sandbox.marked_ids())
+        print(f"\nSandbox: {marked_on_sandbox} messages marked read, {len(sandbox.requests)} requests in all")
+        print(f"Second run sent {new_requests} requests (nothing left to mark)")
+        expected = expected_marks(rows, known_ids) if seed else marked_on_sandbox
+        print(f"Expected {expected} marked: 4 are older than 30 days, 1 id does not exist on NXCloud")
+        agree = counts.get("read") == marked_on_sandbox == expected and new_requests == 0
+        print("OK: the inbox and the sandbox agree" if agree else "MISMATCH between inbox and sandbox")
+        return 0 if agree else 1
+    finally:
+        if sandbox is not None:
+            sandbox.stop()
+        print(f"(logs kept in {home})")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

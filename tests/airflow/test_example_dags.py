@@ -1,0 +1,91 @@
+"""The example DAGs: they import cleanly, and the reconcile DAG does its job twice over."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from typing import TYPE_CHECKING
+
+import pytest
+
+from tests.conftest import DAGS_FOLDER, REPO, load_dag_module
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from airflow_provider_nxcloud.testing import NxCloudSandbox
+
+pytestmark = pytest.mark.airflow
+EXAMPLES = sorted(p.stem for p in (REPO / "example_dags").glob("*.py"))
+PHONE = "8613800000000"
+DAY = 86_400
+
+
+def test_every_example_dag_imports_without_errors(airflow_db: Path) -> None:
+    from airflow.dag_processing.dagbag import DagBag
+
+    bag = DagBag(dag_folder=str(DAGS_FOLDER))
+
+    assert bag.import_errors == {}
+    assert {"example_nxcloud_mark_read", "example_nxcloud_reconcile", "example_nxcloud_sharded"} <= set(
+        bag.dag_ids
+    )
+
+
+def test_reconcile_schedule_is_safe_for_a_15_minute_job() -> None:
+    dag = load_dag_module("example_nxcloud_reconcile").example_nxcloud_reconcile()
+
+    assert dag.max_active_runs == 1
+    assert dag.catchup is False
+    assert dag.task_dict["write_back"].trigger_rule == "all_done"
+
+
+@pytest.fixture
+def inbox(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    path = tmp_path / "inbox.db"
+    ddl = load_dag_module("example_nxcloud_reconcile").INBOX_DDL
+    now = int(time.time())
+    rows = [(f"wamid.rec{i}", PHONE, "15550001", now - i * 60) for i in range(12)]
+    rows += [("wamid.too_old", PHONE, "15550002", now - 40 * DAY), ("wamid.gone", PHONE, "15550003", now)]
+    with sqlite3.connect(path) as db:
+        db.execute(ddl)
+        db.executemany(
+            "INSERT INTO whatsapp_inbox (message_id, business_phone, sender, received_at)"
+            " VALUES (?, ?, ?, ?)",
+            rows,
+        )
+    monkeypatch.setenv("AIRFLOW_CONN_NXCLOUD_INBOX", json.dumps({"conn_type": "sqlite", "host": str(path)}))
+    return path
+
+
+def inbox_rows(path: Path) -> dict[str, tuple[str | None, str | None]]:
+    with sqlite3.connect(path) as db:
+        return {
+            m: (r, e) for m, r, e in db.execute("SELECT message_id, read_at, last_error FROM whatsapp_inbox")
+        }
+
+
+def test_reconcile_marks_writes_back_and_second_run_skips(
+    run_dag, nxcloud_sandbox: NxCloudSandbox, inbox: Path
+) -> None:
+    nxcloud_sandbox.state.message_ids = {f"wamid.rec{i}" for i in range(12)} | {"wamid.too_old"}
+
+    first = run_dag("example_nxcloud_reconcile", dag_id="example_nxcloud_reconcile")
+
+    expected = {f"wamid.rec{i}" for i in range(12)}
+    assert nxcloud_sandbox.marked_ids() == expected
+    rows = inbox_rows(inbox)
+    assert {m for m, (read_at, _) in rows.items() if read_at} == expected
+    assert rows["wamid.too_old"][1] == "skipped: older than 30 days: WhatsApp cannot mark it read"
+    assert rows["wamid.gone"][0] is None
+    assert rows["wamid.gone"][1] is not None and rows["wamid.gone"][1].startswith("failed: code 9099")
+    assert first.task_state("mark_read") == "failed", "an unknown id is a permanent failure"
+    assert first.xcom("write_back") == {"read": 12, "errors": 2}
+    requests_after_first = len(nxcloud_sandbox.requests)
+
+    second = run_dag("example_nxcloud_reconcile", dag_id="example_nxcloud_reconcile")
+
+    assert second.task_state("mark_read") == "skipped"
+    assert len(nxcloud_sandbox.requests) == requests_after_first, "nothing is marked twice"
+    assert inbox_rows(inbox) == rows
