@@ -1,0 +1,70 @@
+"""The batch engine over HTTP: concurrency, the rate cap, aborts and progress."""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+from airflow_provider_nxcloud.hooks.nxcloud import NxCloudHook
+from airflow_provider_nxcloud.testing import Faults
+
+if TYPE_CHECKING:
+    import pytest
+
+    from airflow_provider_nxcloud.testing import NxCloudSandbox
+
+
+def test_rate_cap_spaces_all_requests_across_workers_retries_included(
+    nxcloud_sandbox: NxCloudSandbox,
+) -> None:
+    nxcloud_sandbox.set_faults(Faults(scripts={"wamid.r0": ["503"], "wamid.r1": ["-1"]}))
+    hook = NxCloudHook(max_requests_per_second=40, retry_wait=(0.0, 0.0))
+
+    result = hook.mark_messages_as_read([f"wamid.r{i}" for i in range(18)], max_workers=6)
+
+    assert result.state == "success"
+    sent = sorted(r.received_at for r in nxcloud_sandbox.requests)
+    assert len(sent) == 20
+    # 20 requests at 40/s cannot span less than 19 intervals of 25 ms, however many threads.
+    assert sent[-1] - sent[0] >= 19 / 40 - 0.01
+
+
+def test_abort_stops_sending_and_accounts_for_every_message(nxcloud_sandbox: NxCloudSandbox) -> None:
+    nxcloud_sandbox.set_faults(Faults(codes={"wamid.a3": 9002}))
+    ids = [f"wamid.a{i}" for i in range(50)]
+
+    result = NxCloudHook().mark_messages_as_read(ids, max_workers=1)
+
+    assert result.state == "failed"
+    assert result.abort is not None and result.abort.code == 9002
+    assert [m.message_id for m in result.marked] == ids[:3]
+    assert [m.message_id for m in result.not_attempted] == ids[4:]
+    assert len(nxcloud_sandbox.requests) == 4
+    assert "fix the business_phone" in result.describe_failure()
+
+
+def test_permanent_failures_do_not_stop_the_others(nxcloud_sandbox: NxCloudSandbox) -> None:
+    nxcloud_sandbox.set_faults(Faults(codes={"wamid.p1": 9000, "wamid.p5": 9099}))
+
+    result = NxCloudHook().mark_messages_as_read([f"wamid.p{i}" for i in range(10)], max_workers=3)
+
+    assert result.state == "failed"
+    assert sorted(f.message.message_id for f in result.failed) == ["wamid.p1", "wamid.p5"]
+    assert len(result.marked) == 8
+    assert result.not_attempted == []
+
+
+def test_long_runs_log_progress(nxcloud_sandbox: NxCloudSandbox, caplog: pytest.LogCaptureFixture) -> None:
+    from airflow_provider_nxcloud.batch import run_batch
+    from airflow_provider_nxcloud.messages import normalise_messages
+
+    nxcloud_sandbox.set_faults(Faults(latency=0.02))
+    hook = NxCloudHook()
+    batch = normalise_messages([f"wamid.g{i}" for i in range(30)], default_business_phone="8613800000000")
+
+    with caplog.at_level(logging.INFO, logger="airflow_provider_nxcloud.batch"):
+        run_batch(hook, batch, max_workers=1, progress_interval=0.05)
+
+    progress = [r.getMessage() for r in caplog.records if "messages done" in r.getMessage()]
+    assert progress, "a run longer than the interval logs its progress"
+    assert all("/30 messages done" in line and "msg/s" in line and "ETA" in line for line in progress)
