@@ -7,13 +7,18 @@ from typing import TYPE_CHECKING, Any
 
 from airflow_provider_nxcloud.batch import CodeActions, validate_code_actions
 from airflow_provider_nxcloud.exceptions import NxCloudConfigError, NxCloudTransientError
-from airflow_provider_nxcloud.hooks.nxcloud import NxCloudHook
 from airflow_provider_nxcloud.version_compat import AirflowFailException, AirflowSkipException, BaseOperator
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
     from airflow.sdk import Context
+
+    from airflow_provider_nxcloud.hooks.nxcloud import NxCloudHook
+
+# The hook (and with it requests) is imported when a task runs, not each time the scheduler
+# parses a DAG file that uses this operator.
+DEFAULT_CONN_ID = "nxcloud_default"
 
 
 def _check_positive(name: str, value: Any, *, integer: bool) -> None:
@@ -59,7 +64,7 @@ class MarkWhatsAppReadOperator(BaseOperator):
         *,
         message_ids: Any,
         business_phone: str | None = None,
-        nxcloud_conn_id: str = NxCloudHook.default_conn_name,
+        nxcloud_conn_id: str = DEFAULT_CONN_ID,
         max_workers: int = 8,
         max_requests_per_second: float | None = None,
         code_actions: CodeActions | None = None,
@@ -83,6 +88,8 @@ class MarkWhatsAppReadOperator(BaseOperator):
 
     @cached_property
     def hook(self) -> NxCloudHook:
+        from airflow_provider_nxcloud.hooks.nxcloud import NxCloudHook
+
         return NxCloudHook(
             nxcloud_conn_id=self.nxcloud_conn_id,
             max_requests_per_second=self.max_requests_per_second,
