@@ -149,7 +149,8 @@ class BatchResult:
         example = self.failed[0] if self.failed else None
         detail = f" First: {example.message.message_id}: {example.reason}." if example else ""
         by_code = ", ".join(f"code {c}: {n}" for c, n in codes.items())
-        return f"{len(self.failed)} messages failed ({by_code}).{detail} {self.summary()}."
+        plural = "s" if len(self.failed) != 1 else ""
+        return f"{len(self.failed)} message{plural} failed ({by_code}).{detail} {self.summary()}."
 
     def to_dict(self) -> dict[str, Any]:
         def entry(outcome: Outcome) -> dict[str, Any]:

@@ -68,8 +68,14 @@ def run_dag(env: dict[str, str], run: int) -> int:
     log = Path(env["AIRFLOW_HOME"]) / f"dags-test-run{run}.log"
     log.write_text(completed.stdout + completed.stderr)
     for line in (completed.stdout + completed.stderr).splitlines():
-        if "NXCloud:" in line or "Marking task as" in line or "Nothing to mark" in line:
+        if "NXCloud:" in line or "Stopped sending" in line or "messages failed" in line:
             print("   ", line.split("] ", 1)[-1][:160])
+    with sqlite3.connect(Path(env["AIRFLOW_HOME"]) / "airflow.db") as db:
+        states = db.execute(
+            "SELECT task_id, state FROM task_instance WHERE run_id = "
+            "(SELECT run_id FROM dag_run ORDER BY id DESC LIMIT 1) ORDER BY start_date"
+        ).fetchall()
+    print("    tasks:", ", ".join(f"{task_id} {state}" for task_id, state in states))
     print(f"    exit code {completed.returncode} in {time.monotonic() - started:.1f} s", flush=True)
     return completed.returncode
 
