@@ -12,9 +12,13 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-import requests
-from requests.adapters import HTTPAdapter
-from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt
+from tenacity import (
+    RetryCallState,
+    Retrying,
+    retry_if_exception_type,
+    stop_after_attempt,
+    stop_when_event_set,
+)
 from tenacity.wait import wait_exponential, wait_random
 
 from airflow_provider_nxcloud.exceptions import (
@@ -29,18 +33,19 @@ from airflow_provider_nxcloud.exceptions import (
 from airflow_provider_nxcloud.get_provider_info import CONN_FIELDS, DEFAULT_BASE_URL, UI_FIELD_BEHAVIOUR
 from airflow_provider_nxcloud.ratelimit import RateLimiter
 from airflow_provider_nxcloud.signing import ALGORITHMS, Algorithm, compute_sign, serialise_body
+from airflow_provider_nxcloud.transport import HttpAnswer, PooledTransport
 from airflow_provider_nxcloud.version_compat import BaseHook
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
+
+    import requests
 
     from airflow_provider_nxcloud.batch import BatchResult, CodeActions
 
 MARK_READ_PATH = "/api/wa/markMessageAsRead"
 WHATSAPP_BIZ_TYPE = "2"
 CLOCK_SKEW_CODE = 1004
-# A real NXCloud answer is ~100 bytes; anything near this is a proxy page or an attack.
-MAX_RESPONSE_BYTES = 1 << 20
 MAX_RETRY_AFTER_SECONDS = 60.0
 TEST_MESSAGE_ID = "airflow-connection-test-not-a-real-message"
 _LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain"})
@@ -137,11 +142,15 @@ def _retry_after_seconds(value: str | None) -> float | None:
     try:
         seconds = float(value)
     except ValueError:
-        parsed = email.utils.parsedate_to_datetime(value) if value else None
+        try:
+            parsed = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError, IndexError):  # neither seconds nor an HTTP date: ignore it
+            return None
         if parsed is None:
             return None
         seconds = parsed.timestamp() - time.time()
-    return max(0.0, min(seconds, MAX_RETRY_AFTER_SECONDS))
+    # NaN (float("nan")) compares false both ways: treat it as no wait.
+    return max(0.0, min(seconds, MAX_RETRY_AFTER_SECONDS)) if seconds == seconds else 0.0
 
 
 def _server_time(date_header: str | None) -> float | None:
@@ -218,6 +227,7 @@ class NxCloudHook(BaseHook):
         self._clock_offset_ms = 0
         self._pool_size = 10
         self._transport_lock = threading.Lock()
+        self._cancelled = threading.Event()
 
     # -- connection form (Airflow 2.x; 3.2+ reads the same definition from provider metadata) --
 
@@ -348,28 +358,19 @@ class NxCloudHook(BaseHook):
                 self.__dict__.pop("_transport", None)
 
     @cached_property
-    def _transport(self) -> tuple[requests.Session, HTTPAdapter, dict[str, Any]]:
+    def _transport(self) -> PooledTransport:
         settings = self.settings
-        session = requests.Session()
-        adapter = HTTPAdapter(pool_connections=1, pool_maxsize=self._pool_size, max_retries=0)
-        session.mount("https://", adapter)
-        session.mount("http://", adapter)
-        # Resolve environment proxies and CA bundles once, not on every request as
-        # Session.request does: that lookup costs more CPU than signing and sending together.
-        environment = session.merge_environment_settings(
-            settings.base_url, settings.proxies, None, settings.verify, None
+        return PooledTransport(
+            base_url=settings.base_url,
+            proxies=settings.proxies,
+            verify=settings.verify,
+            timeout=settings.timeout,
+            pool_size=self._pool_size,
         )
-        send_kwargs = {
-            "proxies": environment["proxies"],
-            "verify": environment["verify"],
-            "cert": environment["cert"],
-            "timeout": settings.timeout,
-        }
-        return session, adapter, send_kwargs
 
     def get_conn(self) -> requests.Session:
         """The pooled session used for every request of this hook."""
-        return self._transport[0]
+        return self._transport.session
 
     @cached_property
     def _rate_limiter(self) -> RateLimiter | None:
@@ -381,7 +382,8 @@ class NxCloudHook(BaseHook):
         initial, maximum = self.retry_wait
         return Retrying(
             retry=retry_if_exception_type(NxCloudTransientError),
-            stop=stop_after_attempt(self.settings.max_retries + 1),
+            stop=stop_after_attempt(self.settings.max_retries + 1) | stop_when_event_set(self._cancelled),
+            sleep=self._sleep_unless_cancelled,
             wait=_WaitHonouringRetryAfter(initial, maximum),
             before_sleep=self._log_retry,
             reraise=True,
@@ -393,6 +395,16 @@ class NxCloudHook(BaseHook):
         self.log.info(
             "NXCloud attempt %d failed (%s); retrying in %.1f s", retry_state.attempt_number, error, wait
         )
+
+    def _sleep_unless_cancelled(self, seconds: float) -> None:
+        self._cancelled.wait(seconds)  # a backoff wait ends the moment the hook is cancelled
+
+    def cancel(self) -> None:
+        """
+        Give up retrying, from any thread (the task is being killed): backoff waits end now and
+        no request is sent again. Requests in flight finish within their timeout.
+        """
+        self._cancelled.set()
 
     def prepare(self) -> None:
         # Everything lazy is built here, in the caller's thread, before workers share the hook.
@@ -436,7 +448,8 @@ class NxCloudHook(BaseHook):
         self, path: str, action: str, biz_type: str, payload: bytes, retry_codes: frozenset[int]
     ) -> NxCloudResponse:
         settings = self.settings
-        _, adapter, send_kwargs = self._transport
+        if self._cancelled.is_set():
+            raise NxCloudTransientError("not sent: the hook was cancelled (task killed)")
         if self._rate_limiter is not None:
             self._rate_limiter.acquire()
         headers = {
@@ -449,52 +462,19 @@ class NxCloudHook(BaseHook):
         if settings.algorithm != "md5":
             headers["algorithm"] = settings.algorithm
         headers["Content-Type"] = "application/json"
-        request = requests.PreparedRequest()
-        request.prepare(method="POST", url=settings.base_url + path, headers=headers, data=payload)
-        try:
-            # The adapter directly: no redirects (never re-send credentials elsewhere), no
-            # per-request environment lookups, and a streamed body we can bound.
-            http = adapter.send(request, stream=True, **send_kwargs)
-        except requests.Timeout as error:
-            raise NxCloudTransientError(
-                f"timed out after {settings.timeout:g} s ({type(error).__name__})"
-            ) from None
-        except requests.exceptions.SSLError as error:
-            raise NxCloudApiError(f"TLS error talking to {settings.base_url}: {error}") from None
-        except requests.ConnectionError as error:
-            raise NxCloudTransientError(f"connection failed: {type(error).__name__}") from None
-        try:
-            raw = self._read_bounded(http)
-        except requests.RequestException as error:
-            raise NxCloudTransientError(f"connection broke while reading: {type(error).__name__}") from None
-        return self._interpret(http, raw, retry_codes)
+        answer = self._transport.post(path, headers, payload)
+        return self._interpret(answer, retry_codes)
 
     @staticmethod
-    def _read_bounded(http: requests.Response) -> bytes:
-        try:
-            raw: bytes = http.raw.read(MAX_RESPONSE_BYTES + 1, decode_content=True)
-        except Exception as error:  # urllib3 raises its own types mid-body
-            http.close()
-            raise requests.ConnectionError(str(error)) from None
-        if len(raw) > MAX_RESPONSE_BYTES:
-            http.close()  # do not drain an oversized body into memory or keep its socket
-            raise NxCloudApiError(
-                f"response body exceeds {MAX_RESPONSE_BYTES} bytes; is the API base URL right?",
-                http_status=http.status_code,
-            )
-        http.raw.release_conn()
-        return raw
-
-    @staticmethod
-    def _interpret(http: requests.Response, raw: bytes, retry_codes: frozenset[int]) -> NxCloudResponse:
-        status = http.status_code
+    def _interpret(answer: HttpAnswer, retry_codes: frozenset[int]) -> NxCloudResponse:
+        status, raw = answer.status, answer.body
         if 300 <= status < 400:
             raise NxCloudApiError(
-                f"redirected to {http.headers.get('Location', '?')}, not followed: set the API base URL"
+                f"redirected to {answer.headers.get('Location', '?')}, not followed: set the API base URL"
                 " to the final address",
                 http_status=status,
             )
-        retry_after = _retry_after_seconds(http.headers.get("Retry-After"))
+        retry_after = _retry_after_seconds(answer.headers.get("Retry-After"))
         if status == 429 or status >= 500:
             raise NxCloudTransientError(
                 f"HTTP {status}: {_snippet(raw)}", http_status=status, retry_after=retry_after
@@ -517,7 +497,7 @@ class NxCloudHook(BaseHook):
             message=message,
             data=document.get("data"),
             http_status=status,
-            server_time=_server_time(http.headers.get("Date")),
+            server_time=_server_time(answer.headers.get("Date")),
         )
 
     def _learn_clock_offset(self, response: NxCloudResponse) -> bool:
