@@ -235,8 +235,11 @@ def run_batch(
             try:
                 while wait(futures, timeout=progress_interval).not_done:
                     _log_progress(outcomes, started)
+            except BaseException:
+                hook.cancel()  # the task is being killed: in-flight requests finish, no retries
+                raise
             finally:
-                stop.set()  # also when the task is killed: let workers finish their request only
+                stop.set()
             for future in futures:
                 future.result()
 

@@ -30,6 +30,7 @@ _BAD_ID_CHARACTERS = re.compile(r"[\s\x00-\x1f\x7f]")
 _PHONE_SEPARATORS = re.compile(r"[\s\-().]")
 _PHONE = re.compile(r"^[0-9]{5,20}$")
 _PHONE_HINT = "use digits with the country code, e.g. 8613800000000"
+_UNIX_SECONDS_TEXT = re.compile(r"^[0-9]{1,16}$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,15 +53,26 @@ class NormalisedInput:
     max_age_days: float | None = None
 
 
+def _text(value: Any) -> str:
+    """``str(value)``, except for ints too long to convert (Python refuses > 4300 digits)."""
+    try:
+        return str(value)
+    except ValueError:
+        return f"<{type(value).__name__} too long to show>"
+
+
 def _shown(value: Any) -> str:
-    text = repr(value)
+    try:
+        text = repr(value)
+    except ValueError:  # an int of more than 4300 digits
+        text = f"<{type(value).__name__} too long to show>"
     return text if len(text) <= 60 else text[:57] + "..."
 
 
 def normalise_business_phone(value: Any, where: str) -> str:
     if not isinstance(value, (str, int)) or isinstance(value, bool):
         raise NxCloudConfigError(f"{where}: expected a phone number string, got {type(value).__name__}")
-    digits = _PHONE_SEPARATORS.sub("", str(value)).removeprefix("+")
+    digits = _PHONE_SEPARATORS.sub("", _text(value)).removeprefix("+")
     if not _PHONE.match(digits):
         raise NxCloudConfigError(f"{where}: {_shown(value)} is not a phone number; {_PHONE_HINT}")
     return digits
@@ -83,6 +95,12 @@ def _message_id(value: Any, where: str) -> str:
         raise NxCloudConfigError(
             f"{where}: message id {_shown(message_id)} contains whitespace or control characters"
         )
+    try:
+        message_id.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate, e.g. from JSON "\\ud800": it cannot be sent
+        raise NxCloudConfigError(
+            f"{where}: message id {_shown(message_id)} is not valid Unicode (lone surrogate)"
+        ) from None
     return message_id
 
 
@@ -95,7 +113,8 @@ def _timestamp(value: Any, where: str) -> int | None:
     number: float
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         number = value
-    elif isinstance(value, str) and value.strip().isdigit() and len(value.strip()) <= 16:
+    elif isinstance(value, str) and _UNIX_SECONDS_TEXT.match(value.strip()):
+        # ASCII digits only: str.isdigit() also accepts "²", which int() refuses.
         number = int(value.strip())
     else:
         raise NxCloudConfigError(
@@ -159,7 +178,7 @@ def _items(value: Any) -> Iterator[tuple[str, Any, Any]]:
         elif isinstance(item, (str, Mapping)):
             yield where, item, inherited_phone
         elif isinstance(item, Iterable) and not isinstance(item, (bytes, bytearray)):
-            elements = sorted(item, key=str) if isinstance(item, (set, frozenset)) else item
+            elements = sorted(item, key=_text) if isinstance(item, (set, frozenset)) else item
             stack.append(_children(where, elements, inherited_phone))
         else:
             raise NxCloudConfigError(
@@ -203,12 +222,12 @@ def normalise_messages(
             raw_id = item.get("message_id") if item.get("message_id") is not None else item.get("id")
             if raw_id is None:
                 raise NxCloudConfigError(
-                    f"{where}: record has no 'id' or 'message_id' (keys: {_shown(sorted(map(str, item)))})"
+                    f"{where}: record has no 'id' or 'message_id' (keys: {_shown(sorted(map(_text, item)))})"
                 )
             message_id = _message_id(raw_id, f"{where}.id")
             raw_phone = _phone_of(item) or inherited_phone
             timestamp = _timestamp(item.get("timestamp"), where)
-            sender = str(item["from"]) if item.get("from") is not None else None
+            sender = _text(item["from"]) if item.get("from") is not None else None
         else:
             message_id = _message_id(item, where)
         if raw_phone is not None:

@@ -28,6 +28,20 @@ def _check_positive(name: str, value: Any, *, integer: bool) -> None:
         raise NxCloudConfigError(f"{name} must be a positive {kind}, got {value!r}")
 
 
+def _check_arguments(
+    max_workers: Any = 8, max_requests_per_second: Any = None, max_message_age_days: Any = 30
+) -> None:
+    """Pure checks only (no I/O): bad arguments fail at DAG parse time, not at 3 a.m."""
+    _check_positive("max_workers", max_workers, integer=True)
+    if max_requests_per_second is not None:
+        _check_positive("max_requests_per_second", max_requests_per_second, integer=False)
+    if max_message_age_days is not None:
+        _check_positive("max_message_age_days", max_message_age_days, integer=False)
+
+
+_CHECKED_ARGUMENTS = ("max_workers", "max_requests_per_second", "max_message_age_days")
+
+
 class MarkWhatsAppReadOperator(BaseOperator):
     """
     Mark inbound WhatsApp messages as read through NXCloud, concurrently and under a rate cap.
@@ -72,12 +86,7 @@ class MarkWhatsAppReadOperator(BaseOperator):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        # Pure checks only (no I/O): bad arguments fail at DAG parse time, not at 3 a.m.
-        _check_positive("max_workers", max_workers, integer=True)
-        if max_requests_per_second is not None:
-            _check_positive("max_requests_per_second", max_requests_per_second, integer=False)
-        if max_message_age_days is not None:
-            _check_positive("max_message_age_days", max_message_age_days, integer=False)
+        _check_arguments(max_workers, max_requests_per_second, max_message_age_days)
         self.message_ids = message_ids
         self.business_phone = business_phone
         self.nxcloud_conn_id = nxcloud_conn_id
@@ -85,6 +94,18 @@ class MarkWhatsAppReadOperator(BaseOperator):
         self.max_requests_per_second = max_requests_per_second
         self.code_actions = validate_code_actions(code_actions)
         self.max_message_age_days = max_message_age_days
+
+    @classmethod
+    def partial(cls, **kwargs: Any) -> Any:  # type: ignore[override]
+        """
+        ``partial()`` of a mapped task, its arguments checked now, when the DAG file is parsed.
+
+        Airflow builds mapped task instances only when they run, so without this a bad
+        ``max_workers`` given to ``partial()`` would fail then instead.
+        """
+        _check_arguments(**{name: kwargs[name] for name in _CHECKED_ARGUMENTS if name in kwargs})
+        validate_code_actions(kwargs.get("code_actions"))
+        return super().partial(**kwargs)
 
     @cached_property
     def hook(self) -> NxCloudHook:
@@ -94,6 +115,10 @@ class MarkWhatsAppReadOperator(BaseOperator):
             nxcloud_conn_id=self.nxcloud_conn_id,
             max_requests_per_second=self.max_requests_per_second,
         )
+
+    def on_kill(self) -> None:
+        if "hook" in self.__dict__:  # only a hook that exists can have requests to stop
+            self.hook.cancel()
 
     def execute(self, context: Context) -> dict[str, Any]:
         try:
