@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import threading
+import time
 from typing import TYPE_CHECKING
 
 from airflow_provider_nxcloud.hooks.nxcloud import NxCloudHook
@@ -68,3 +70,29 @@ def test_long_runs_log_progress(nxcloud_sandbox: NxCloudSandbox, caplog: pytest.
     progress = [r.getMessage() for r in caplog.records if "messages done" in r.getMessage()]
     assert progress, "a run longer than the interval logs its progress"
     assert all("/30 messages done" in line and "msg/s" in line and "ETA" in line for line in progress)
+
+
+def test_cancel_ends_backoff_waits_and_sends_nothing_more(nxcloud_sandbox: NxCloudSandbox) -> None:
+    nxcloud_sandbox.set_faults(Faults(rates={"503": 1.0}))
+    hook = NxCloudHook(retry_wait=(30.0, 30.0))  # without cancel, each retry would wait 30 s
+    results = []
+    batch = threading.Thread(
+        target=lambda: results.append(hook.mark_messages_as_read(["wamid.c1", "wamid.c2"], max_workers=2))
+    )
+    batch.start()
+    deadline = time.monotonic() + 10
+    while len(nxcloud_sandbox.requests) < 2 and time.monotonic() < deadline:
+        time.sleep(0.01)  # polling an observable condition, bounded
+    requests_before_cancel = len(nxcloud_sandbox.requests)
+
+    hook.cancel()
+    batch.join(timeout=10)
+
+    assert not batch.is_alive(), "a cancelled hook must not sit out its 30 s backoff"
+    assert len(nxcloud_sandbox.requests) == requests_before_cancel == 2
+    (result,) = results
+    assert [f.message.message_id for f in sorted(result.failed, key=lambda f: f.message.message_id)] == [
+        "wamid.c1",
+        "wamid.c2",
+    ]
+    assert all(f.action == "retry" for f in result.failed)
