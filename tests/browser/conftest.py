@@ -5,10 +5,7 @@ from __future__ import annotations
 import http.client
 import json
 import os
-import signal
-import socket
 import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -17,6 +14,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
+
+from tests.support import (
+    airflow_executable,
+    free_port,
+    isolated_airflow_env,
+    migrate_airflow_db,
+    stop_process_group,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -34,7 +39,6 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-MIGRATE_TIMEOUT_SECONDS = 180
 # The server answers /health after about 5 s here; the deadline only bounds a server that never starts.
 STARTUP_DEADLINE_SECONDS = 120
 STOP_GRACE_SECONDS = 20
@@ -44,36 +48,6 @@ ARTIFACTS_DIR = Path(__file__).resolve().parents[2] / "test-artifacts"
 
 def running_in_ci() -> bool:
     return os.environ.get("CI", "").strip().lower() not in {"", "0", "false", "no"}
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def airflow_executable() -> Path:
-    path = Path(sys.executable).parent / "airflow"
-    if not path.exists():
-        pytest.fail(f"no airflow script next to {sys.executable}; install apache-airflow in this venv")
-    return path
-
-
-def isolated_airflow_env(home: Path) -> dict[str, str]:
-    """The current environment minus every AIRFLOW* variable, pointed at ``home``."""
-    dags = home / "dags"
-    dags.mkdir(parents=True, exist_ok=True)
-    env = {name: value for name, value in os.environ.items() if not name.startswith("AIRFLOW")}
-    env.update(
-        AIRFLOW_HOME=str(home),
-        AIRFLOW__CORE__LOAD_EXAMPLES="False",
-        AIRFLOW__CORE__DAGS_FOLDER=str(dags),
-        # Simple auth manager without a login page: every visitor is an admin.
-        AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS="True",
-        # Lets POST /api/v2/connections/test check a connection saved through the form.
-        AIRFLOW__CORE__TEST_CONNECTION="Enabled",
-    )
-    return env
 
 
 @dataclass(frozen=True)
@@ -128,38 +102,19 @@ def _wait_until_healthy(url: str, process: subprocess.Popen[bytes], log: Path) -
     pytest.fail(f"airflow api-server not healthy after {STARTUP_DEADLINE_SECONDS} s:\n{_log_tail(log)}")
 
 
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    """SIGTERM the server's own process group, SIGKILL it if it is still there after the grace."""
-    if process.poll() is not None:
-        return
-    try:
-        os.killpg(process.pid, signal.SIGTERM)
-        process.wait(timeout=STOP_GRACE_SECONDS)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait(timeout=STOP_GRACE_SECONDS)
-    except ProcessLookupError:
-        process.wait(timeout=STOP_GRACE_SECONDS)
-
-
 @pytest.fixture(scope="module")
 def api_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ApiServer]:
     """``airflow api-server`` on a free 127.0.0.1 port over a freshly migrated sqlite home."""
     home = tmp_path_factory.mktemp("airflow_home")
-    env = isolated_airflow_env(home)
-    airflow = airflow_executable()
-    migrate = subprocess.run(
-        [str(airflow), "db", "migrate"],
-        env=env,
-        cwd=home,
-        capture_output=True,
-        text=True,
-        stdin=subprocess.DEVNULL,
-        timeout=MIGRATE_TIMEOUT_SECONDS,
-        check=False,
+    env = isolated_airflow_env(
+        home,
+        # Simple auth manager without a login page: every visitor is an admin.
+        AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS="True",
+        # Lets POST /api/v2/connections/test check a connection saved through the form.
+        AIRFLOW__CORE__TEST_CONNECTION="Enabled",
     )
-    if migrate.returncode != 0:
-        pytest.fail(f"airflow db migrate failed:\n{migrate.stdout}\n{migrate.stderr}")
+    migrate_airflow_db(env)
+    airflow = airflow_executable()
 
     port = free_port()
     log = home / "api-server.log"
@@ -178,7 +133,7 @@ def api_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ApiServer]:
         _wait_until_healthy(url, process, log)
         yield ApiServer(url=url, home=home, log=log, process=process)
     finally:
-        _stop(process)
+        stop_process_group(process, grace_seconds=STOP_GRACE_SECONDS)
 
 
 @pytest.fixture(scope="session")

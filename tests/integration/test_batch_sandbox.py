@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from typing import TYPE_CHECKING
 
 from airflow_provider_nxcloud.hooks.nxcloud import NxCloudHook
 from airflow_provider_nxcloud.testing import Faults
+from tests.support import wait_until
 
 if TYPE_CHECKING:
     import pytest
@@ -80,9 +80,7 @@ def test_cancel_ends_backoff_waits_and_sends_nothing_more(nxcloud_sandbox: NxClo
         target=lambda: results.append(hook.mark_messages_as_read(["wamid.c1", "wamid.c2"], max_workers=2))
     )
     batch.start()
-    deadline = time.monotonic() + 10
-    while len(nxcloud_sandbox.requests) < 2 and time.monotonic() < deadline:
-        time.sleep(0.01)  # polling an observable condition, bounded
+    assert wait_until(lambda: len(nxcloud_sandbox.requests) >= 2, timeout=10)
     requests_before_cancel = len(nxcloud_sandbox.requests)
 
     hook.cancel()

@@ -7,18 +7,17 @@ variable ``NXCLOUD_RELIABILITY_FIGURES`` names a file, written there as JSON.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import shutil
-import signal
 import subprocess
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
+
+from tests.support import airflow_executable, isolated_airflow_env, migrate_airflow_db
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Mapping
@@ -70,20 +69,11 @@ class AirflowProcess:
     dags_folder: Path
 
     def env(self, extra: Mapping[str, str] | None = None) -> dict[str, str]:
-        # Nothing AIRFLOW* is inherited: the test session's own home, config and connections
-        # must not leak into the child, and every connection it uses is passed explicitly.
-        env = {name: value for name, value in os.environ.items() if not name.startswith("AIRFLOW")}
-        env.update(
-            AIRFLOW_HOME=str(self.home),
-            AIRFLOW__CORE__DAGS_FOLDER=str(self.dags_folder),
-            AIRFLOW__CORE__LOAD_EXAMPLES="False",
-            AIRFLOW__DATABASE__SQL_ALCHEMY_CONN=f"sqlite:///{self.home / 'airflow.db'}",
-        )
-        env.update(extra or {})
-        return env
+        # Every connection the child uses is passed explicitly in ``extra``.
+        return isolated_airflow_env(self.home, **(extra or {}))
 
     def command(self, dag_id: str) -> list[str]:
-        return [str(Path(sys.executable).with_name("airflow")), "dags", "test", dag_id]
+        return [str(airflow_executable()), "dags", "test", dag_id]
 
     def run(
         self, dag_id: str, extra_env: Mapping[str, str] | None = None
@@ -113,13 +103,6 @@ class AirflowProcess:
             )
 
 
-def kill_process_group(process: subprocess.Popen[bytes], sig: int = signal.SIGKILL) -> None:
-    """Signal the process group ``process`` leads (it was started with a new session) and reap it."""
-    with contextlib.suppress(ProcessLookupError):  # the whole group ended on its own meanwhile
-        os.killpg(process.pid, sig)
-    process.wait(timeout=30)
-
-
 @pytest.fixture(scope="session")
 def airflow_process(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AirflowProcess]:
     """A migrated sqlite AIRFLOW_HOME (once per session, ~4 s) holding this directory's DAGs."""
@@ -130,15 +113,6 @@ def airflow_process(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Airflo
         if source.exists():
             shutil.copy(source, dags_folder / source.name)
     process = AirflowProcess(home=home, dags_folder=dags_folder)
-    migrate = subprocess.run(
-        [str(Path(sys.executable).with_name("airflow")), "db", "migrate"],
-        env=process.env(),
-        capture_output=True,
-        text=True,
-        timeout=DAGS_TEST_TIMEOUT_SECONDS,
-        check=False,
-    )
-    if migrate.returncode != 0:
-        pytest.fail(f"airflow db migrate failed:\n{migrate.stdout}\n{migrate.stderr}")
+    migrate_airflow_db(process.env())
     yield process
     shutil.rmtree(home, ignore_errors=True)

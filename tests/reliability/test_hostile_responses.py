@@ -37,7 +37,7 @@ from tests.reliability.hostile_server import (
     loopback_alias_available,
     self_signed_certificate,
 )
-from tests.reliability.support import bounded
+from tests.support import bounded
 
 if TYPE_CHECKING:
     from collections.abc import Iterator

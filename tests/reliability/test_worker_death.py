@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import importlib.util
 import json
+import signal
 import sqlite3
 import time
 from typing import TYPE_CHECKING, Any
@@ -20,8 +21,8 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from airflow_provider_nxcloud.testing import DEFAULT_BUSINESS_PHONE, Faults, NxCloudSandbox
-from tests.reliability.conftest import REPO, kill_process_group
-from tests.reliability.support import wait_until
+from tests.reliability.conftest import REPO
+from tests.support import stop_process_group, wait_until
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -104,7 +105,7 @@ def test_run_killed_halfway_is_finished_by_the_next_run(
         )
         marked_at_kill = len(slow_sandbox.marked_ids())
     finally:
-        kill_process_group(first)  # SIGKILL, to the whole process group
+        stop_process_group(first, signal.SIGKILL)  # to the whole process group
     killed_after = time.monotonic() - started
     log = (tmp_path / "first-run.log").read_text(errors="replace")
     assert reached_half, f"half the ids were never marked:\n{log[-3000:]}"

@@ -1,0 +1,118 @@
+"""Helpers shared by the test folders: Airflow in a child process, free ports, bounded waits."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import pytest
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+T = TypeVar("T")
+
+
+def bounded(seconds: float, call: Callable[[], T]) -> T:
+    """``call()``, failing the test if it has not returned within ``seconds`` (a hang detector).
+
+    The call runs in a daemon thread; a stuck one is abandoned (the fixtures that started its
+    server free it at teardown), so a hang fails one test instead of the whole run.
+    """
+    outcome: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            outcome["value"] = call()
+        except BaseException as error:  # handed to the test's thread below
+            outcome["error"] = error
+
+    thread = threading.Thread(target=run, name="bounded-call", daemon=True)
+    thread.start()
+    thread.join(seconds)
+    if thread.is_alive():
+        pytest.fail(f"still waiting after {seconds:g} s: this wait is not bounded")
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["value"]  # type: ignore[no-any-return]
+
+
+def wait_until(condition: Callable[[], bool], *, timeout: float, interval: float = 0.02) -> bool:
+    """Poll an observable condition until it holds or ``timeout`` passes; True when it held."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(interval)
+    return condition()
+
+
+def airflow_executable() -> Path:
+    """The ``airflow`` script of the interpreter running the tests (the project's venv)."""
+    path = Path(sys.executable).with_name("airflow")
+    if not path.exists():
+        pytest.fail(f"no airflow script next to {sys.executable}; install apache-airflow in this venv")
+    return path
+
+
+def isolated_airflow_env(home: Path, **settings: str) -> dict[str, str]:
+    """The current environment minus every AIRFLOW* variable, pointed at ``home`` (sqlite).
+
+    Nothing AIRFLOW* is inherited: the test session's own home, config and ``AIRFLOW_CONN_*``
+    connections must not leak into the child; ``settings`` adds what it should see.
+    """
+    dags = home / "dags"
+    dags.mkdir(parents=True, exist_ok=True)
+    env = {name: value for name, value in os.environ.items() if not name.startswith("AIRFLOW")}
+    env.update(
+        AIRFLOW_HOME=str(home),
+        AIRFLOW__CORE__DAGS_FOLDER=str(dags),
+        AIRFLOW__CORE__LOAD_EXAMPLES="False",
+        AIRFLOW__DATABASE__SQL_ALCHEMY_CONN=f"sqlite:///{home / 'airflow.db'}",
+    )
+    env.update(settings)
+    return env
+
+
+def migrate_airflow_db(env: dict[str, str]) -> None:
+    migrate = subprocess.run(
+        [str(airflow_executable()), "db", "migrate"],
+        env=env,
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
+        timeout=180,
+        check=False,
+    )
+    if migrate.returncode != 0:
+        pytest.fail(f"airflow db migrate failed:\n{migrate.stdout}\n{migrate.stderr}")
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def stop_process_group(
+    process: subprocess.Popen[bytes], sig: int = signal.SIGTERM, grace_seconds: float = 20
+) -> None:
+    """Signal the group ``process`` leads (started with a new session); SIGKILL after the grace."""
+    if process.poll() is not None:
+        return
+    with contextlib.suppress(ProcessLookupError):  # the whole group ended on its own meanwhile
+        os.killpg(process.pid, sig)
+    try:
+        process.wait(timeout=grace_seconds)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=grace_seconds)
