@@ -273,6 +273,9 @@ class NxCloudHook(BaseHook):
             raise NxCloudConfigError(f"{where} has no Access Key: set the connection's login")
         if not conn.password:
             raise NxCloudConfigError(f"{where} has no Access Secret: set the connection's password")
+        if not str(conn.login).isprintable() or any(c.isspace() for c in str(conn.login)):
+            # It travels as a header: a newline in it would be a header injection.
+            raise NxCloudConfigError(f"{where}: the Access Key contains spaces or control characters")
 
         algorithm = str(pick("algorithm") or "md5").lower()
         if algorithm not in ALGORITHMS:

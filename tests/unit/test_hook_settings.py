@@ -90,6 +90,10 @@ def test_hook_arguments_override_extras(monkeypatch: pytest.MonkeyPatch) -> None
             r"nxcloud connection 'nx_under_test' has no Access Key: set the connection's login",
         ),
         ({"login": "k"}, r"'nx_under_test' has no Access Secret: set the connection's password"),
+        (
+            {"login": "k\r\nX-Evil: 1", "password": "s"},
+            r"the Access Key contains spaces or control characters",
+        ),
         ({"login": "k", "password": "s", "host": "http://api2.nxcloud.com"}, r"plain http:// to api2"),
         ({"login": "k", "password": "s", "host": "ftp://x"}, r"must be https://host"),
         (
