@@ -89,3 +89,19 @@ def test_reconcile_marks_writes_back_and_second_run_skips(
     assert second.task_state("mark_read") == "skipped"
     assert len(nxcloud_sandbox.requests) == requests_after_first, "nothing is marked twice"
     assert inbox_rows(inbox) == rows
+
+
+def test_sharded_backlog_is_mapped_in_chunks_and_summed(
+    run_dag, nxcloud_sandbox: NxCloudSandbox, inbox: Path
+) -> None:
+    from airflow.models.pool import Pool
+
+    Pool.create_or_update_pool("nxcloud_api", slots=2, description="test", include_deferred=False)
+
+    result = run_dag("example_nxcloud_sharded", dag_id="example_nxcloud_sharded", conf={"chunk_size": 5})
+
+    assert [result.task_state("mark_chunk", map_index=i) for i in range(3)] == ["success"] * 3
+    assert nxcloud_sandbox.marked_ids() == {f"wamid.rec{i}" for i in range(12)} | {"wamid.gone"}
+    assert result.xcom("summarise") == {
+        "total": 14, "marked": 13, "skipped": 1, "failed": 0, "not_attempted": 0, "duplicates": 0,
+    }  # fmt: skip
