@@ -6,13 +6,13 @@ import logging
 import threading
 from typing import TYPE_CHECKING
 
+import pytest
+
 from airflow_provider_nxcloud.hooks.nxcloud import NxCloudHook
 from airflow_provider_nxcloud.testing import Faults
 from tests.support import wait_until
 
 if TYPE_CHECKING:
-    import pytest
-
     from airflow_provider_nxcloud.testing import NxCloudSandbox
 
 
@@ -94,3 +94,19 @@ def test_cancel_ends_backoff_waits_and_sends_nothing_more(nxcloud_sandbox: NxClo
         "wamid.c2",
     ]
     assert all(f.action == "retry" for f in result.failed)
+
+
+def test_operator_on_kill_cancels_its_hook(nxcloud_sandbox: NxCloudSandbox) -> None:
+    from airflow_provider_nxcloud.exceptions import NxCloudTransientError
+    from airflow_provider_nxcloud.operators.whatsapp import MarkWhatsAppReadOperator
+
+    operator = MarkWhatsAppReadOperator(task_id="mark", message_ids=["wamid.k1"])
+    operator.on_kill()  # before the hook exists: nothing to stop, and no hook is made for it
+    assert "hook" not in operator.__dict__
+    hook = operator.hook
+
+    operator.on_kill()
+
+    with pytest.raises(NxCloudTransientError, match="the hook was cancelled"):
+        hook.mark_message_as_read("wamid.k1")
+    assert nxcloud_sandbox.requests == []
