@@ -22,7 +22,6 @@ from airflow_provider_nxcloud.exceptions import (
     NxCloudApiError,
     NxCloudConfigError,
     NxCloudTransientError,
-    describe_code,
     is_auth_code,
 )
 
@@ -179,12 +178,7 @@ def _mark_one(
         code, transient = error.code, isinstance(error, NxCloudTransientError)
         override = overrides.get(code) if code is not None else None
         action = override or default_action(code, transient=transient)
-        hint = (
-            f" ({describe_code(code)})"
-            if code is not None and describe_code(code) not in error.message
-            else ""
-        )
-        return Outcome(message, action, code, f"{error}{hint}")
+        return Outcome(message, action, code, str(error))
     except NxCloudConfigError as error:
         return Outcome(message, "abort", None, str(error))
     except Exception as error:

@@ -53,19 +53,16 @@ class NormalisedInput:
     max_age_days: float | None = None
 
 
-def _text(value: Any) -> str:
-    """``str(value)``, except for ints too long to convert (Python refuses > 4300 digits)."""
+def _text(value: Any, convert: Callable[[Any], str] = str) -> str:
+    """``convert(value)``, except for ints too long to convert (Python refuses > 4300 digits)."""
     try:
-        return str(value)
+        return convert(value)
     except ValueError:
         return f"<{type(value).__name__} too long to show>"
 
 
 def _shown(value: Any) -> str:
-    try:
-        text = repr(value)
-    except ValueError:  # an int of more than 4300 digits
-        text = f"<{type(value).__name__} too long to show>"
+    text = _text(value, repr)
     return text if len(text) <= 60 else text[:57] + "..."
 
 

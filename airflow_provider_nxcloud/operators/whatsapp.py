@@ -29,7 +29,12 @@ def _check_positive(name: str, value: Any, *, integer: bool) -> None:
 
 
 def _check_arguments(
-    max_workers: Any = 8, max_requests_per_second: Any = None, max_message_age_days: Any = 30
+    *,
+    max_workers: Any = 8,
+    max_requests_per_second: Any = None,
+    max_message_age_days: Any = 30,
+    code_actions: Any = None,
+    **_other_arguments: Any,
 ) -> None:
     """Pure checks only (no I/O): bad arguments fail at DAG parse time, not at 3 a.m."""
     _check_positive("max_workers", max_workers, integer=True)
@@ -37,9 +42,7 @@ def _check_arguments(
         _check_positive("max_requests_per_second", max_requests_per_second, integer=False)
     if max_message_age_days is not None:
         _check_positive("max_message_age_days", max_message_age_days, integer=False)
-
-
-_CHECKED_ARGUMENTS = ("max_workers", "max_requests_per_second", "max_message_age_days")
+    validate_code_actions(code_actions)
 
 
 class MarkWhatsAppReadOperator(BaseOperator):
@@ -86,7 +89,11 @@ class MarkWhatsAppReadOperator(BaseOperator):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        _check_arguments(max_workers, max_requests_per_second, max_message_age_days)
+        _check_arguments(
+            max_workers=max_workers,
+            max_requests_per_second=max_requests_per_second,
+            max_message_age_days=max_message_age_days,
+        )
         self.message_ids = message_ids
         self.business_phone = business_phone
         self.nxcloud_conn_id = nxcloud_conn_id
@@ -103,8 +110,7 @@ class MarkWhatsAppReadOperator(BaseOperator):
         Airflow builds mapped task instances only when they run, so without this a bad
         ``max_workers`` given to ``partial()`` would fail then instead.
         """
-        _check_arguments(**{name: kwargs[name] for name in _CHECKED_ARGUMENTS if name in kwargs})
-        validate_code_actions(kwargs.get("code_actions"))
+        _check_arguments(**kwargs)
         return super().partial(**kwargs)
 
     @cached_property
