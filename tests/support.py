@@ -82,18 +82,30 @@ def isolated_airflow_env(home: Path, **settings: str) -> dict[str, str]:
     return env
 
 
-def migrate_airflow_db(env: dict[str, str]) -> None:
-    migrate = subprocess.run(
-        [str(airflow_executable()), "db", "migrate"],
+def run_airflow(
+    *args: str, env: dict[str, str], cwd: Path | None = None, check: bool = True, timeout: float = 180
+) -> subprocess.CompletedProcess[str]:
+    """The ``airflow`` CLI in a child process; ``check`` fails the test with its output."""
+    result = subprocess.run(
+        [str(airflow_executable()), *args],
         env=env,
+        cwd=cwd,
         capture_output=True,
         text=True,
         stdin=subprocess.DEVNULL,
-        timeout=180,
+        timeout=timeout,  # only stops a hung command from hanging the suite
         check=False,
     )
-    if migrate.returncode != 0:
-        pytest.fail(f"airflow db migrate failed:\n{migrate.stdout}\n{migrate.stderr}")
+    if check and result.returncode != 0:
+        pytest.fail(
+            f"`airflow {' '.join(args)}` exited {result.returncode}\n"
+            f"--- stdout ---\n{result.stdout}\n--- stderr ---\n{result.stderr}"
+        )
+    return result
+
+
+def migrate_airflow_db(env: dict[str, str]) -> None:
+    run_airflow("db", "migrate", env=env)
 
 
 def free_port() -> int:

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from tests.support import airflow_executable, isolated_airflow_env, migrate_airflow_db
+from tests.support import airflow_executable, isolated_airflow_env, migrate_airflow_db, run_airflow
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Mapping
@@ -78,16 +78,10 @@ class AirflowProcess:
     def run(
         self, dag_id: str, extra_env: Mapping[str, str] | None = None
     ) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            self.command(dag_id),
-            env=self.env(extra_env),
-            cwd=self.home,
-            capture_output=True,
-            text=True,
-            stdin=subprocess.DEVNULL,
+        return run_airflow(
+            "dags", "test", dag_id, env=self.env(extra_env), cwd=self.home, check=False,
             timeout=DAGS_TEST_TIMEOUT_SECONDS,
-            check=False,
-        )
+        )  # fmt: skip
 
     def start(self, dag_id: str, extra_env: Mapping[str, str] | None, log: Path) -> subprocess.Popen[bytes]:
         """Started in a new session, so the whole process group can be killed at once."""

@@ -152,9 +152,3 @@ def test_provider_metadata_and_legacy_form_come_from_one_definition() -> None:
         "login": "Access Key",
         "password": "Access Secret",
     }
-
-
-def test_airflow2_form_widgets_cover_every_field() -> None:
-    pytest.importorskip("flask_appbuilder", reason="Airflow 2.x UI only; 3.x renders conn-fields")
-
-    assert set(NxCloudHook.get_connection_form_widgets()) == set(CONN_FIELDS)
