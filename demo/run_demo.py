@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import runpy
 import shutil
 import sqlite3
 import subprocess
@@ -100,8 +101,6 @@ def main() -> int:
     dags = home / "dags"
     dags.mkdir()
     shutil.copy(REPO / "example_dags" / f"{DAG_ID}.py", dags)
-    namespace: dict[str, object] = {}
-    exec(compile((dags / f"{DAG_ID}.py").read_text(), DAG_ID, "exec"), namespace)
     env = {
         **os.environ,
         "AIRFLOW_HOME": str(home),
@@ -115,7 +114,9 @@ def main() -> int:
     sandbox = NxCloudSandbox(business_phones=PHONES) if use_sandbox else None
     try:
         if seed:
-            rows, known_ids = seed_inbox(inbox, str(namespace["INBOX_DDL"]))
+            # The table's DDL lives with the DAG that reads it.
+            ddl = runpy.run_path(str(dags / f"{DAG_ID}.py"))["INBOX_DDL"]
+            rows, known_ids = seed_inbox(inbox, ddl)
             env["AIRFLOW_CONN_NXCLOUD_INBOX"] = json.dumps({"conn_type": "sqlite", "host": str(inbox)})
             print(f"Seeded {len(rows)} inbound messages into {inbox}")
         if sandbox is not None:
