@@ -2,15 +2,10 @@
 
 from __future__ import annotations
 
-import email.utils
-import ipaddress
-import json
 import threading
 import time
-from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
 
 from tenacity import (
     RetryCallState,
@@ -30,10 +25,12 @@ from airflow_provider_nxcloud.exceptions import (
     describe_code,
     is_auth_code,
 )
-from airflow_provider_nxcloud.get_provider_info import CONN_FIELDS, DEFAULT_BASE_URL, UI_FIELD_BEHAVIOUR
+from airflow_provider_nxcloud.get_provider_info import CONN_FIELDS, UI_FIELD_BEHAVIOUR
 from airflow_provider_nxcloud.ratelimit import RateLimiter
-from airflow_provider_nxcloud.signing import ALGORITHMS, Algorithm, compute_sign, serialise_body
-from airflow_provider_nxcloud.transport import HttpAnswer, PooledTransport
+from airflow_provider_nxcloud.responses import NxCloudResponse, interpret
+from airflow_provider_nxcloud.settings import NxCloudSettings, resolve_settings
+from airflow_provider_nxcloud.signing import Algorithm, compute_sign, serialise_body
+from airflow_provider_nxcloud.transport import PooledTransport
 from airflow_provider_nxcloud.version_compat import BaseHook
 
 if TYPE_CHECKING:
@@ -49,117 +46,6 @@ CLOCK_SKEW_CODE = 1004
 MAX_RETRY_AFTER_SECONDS = 60.0
 TEST_MESSAGE_ID = "airflow-connection-test-not-a-real-message"
 _LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain"})
-
-
-@dataclass(frozen=True)
-class NxCloudResponse:
-    """NXCloud's JSON answer to one request."""
-
-    code: int
-    message: str
-    data: Any
-    http_status: int
-    server_time: float | None = field(default=None, repr=False, compare=False)
-
-
-@dataclass(frozen=True)
-class NxCloudSettings:
-    """The connection resolved once: hook arguments over connection extras over defaults."""
-
-    base_url: str
-    access_key: str
-    access_secret: str = field(repr=False)
-    business_phone: str | None
-    algorithm: Algorithm
-    timeout: float
-    verify: bool | str
-    max_requests_per_second: float | None
-    max_retries: int
-    proxies: dict[str, str]
-
-
-def _is_loopback(hostname: str) -> bool:
-    if hostname.lower() in _LOOPBACK_NAMES:
-        return True
-    try:
-        return ipaddress.ip_address(hostname).is_loopback
-    except ValueError:
-        return False
-
-
-def _extra(extras: Mapping[str, Any], name: str) -> Any:
-    # Airflow 2.x forms stored extras as ``extra__nxcloud__<name>``; 3.x stores them bare.
-    value = extras.get(name, extras.get(f"extra__nxcloud__{name}"))
-    return None if value == "" else value
-
-
-def _as_bool(value: Any, *, what: str) -> bool:
-    if isinstance(value, bool):
-        return value
-    text = str(value).strip().lower()
-    if text in {"true", "1", "yes", "on"}:
-        return True
-    if text in {"false", "0", "no", "off"}:
-        return False
-    raise NxCloudConfigError(f"{what} must be true or false, got {value!r}")
-
-
-def _as_number(value: Any, *, what: str, integer: bool = False, minimum: float = 0) -> float:
-    try:
-        number = int(value) if integer else float(value)
-    except (TypeError, ValueError):
-        kind = "a whole number" if integer else "a number"
-        raise NxCloudConfigError(f"{what} must be {kind}, got {value!r}") from None
-    if isinstance(value, bool) or number < minimum or number != number:
-        raise NxCloudConfigError(f"{what} must be at least {minimum}, got {value!r}")
-    return number
-
-
-def _parse_code(value: Any) -> int | None:
-    # Some gateways send the code as a string ("0"); anything not integral is not a code.
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return value
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    if isinstance(value, str):
-        try:
-            return int(value.strip())
-        except ValueError:
-            return None
-    return None
-
-
-def _snippet(raw: bytes, limit: int = 120) -> str:
-    text = raw[:limit].decode("utf-8", errors="replace")
-    return " ".join(text.split()) + ("..." if len(raw) > limit else "")
-
-
-def _retry_after_seconds(value: str | None) -> float | None:
-    if not value:
-        return None
-    try:
-        seconds = float(value)
-    except ValueError:
-        try:
-            parsed = email.utils.parsedate_to_datetime(value)
-        except (TypeError, ValueError, IndexError):  # neither seconds nor an HTTP date: ignore it
-            return None
-        if parsed is None:
-            return None
-        seconds = parsed.timestamp() - time.time()
-    # NaN (float("nan")) compares false both ways: treat it as no wait.
-    return max(0.0, min(seconds, MAX_RETRY_AFTER_SECONDS)) if seconds == seconds else 0.0
-
-
-def _server_time(date_header: str | None) -> float | None:
-    if not date_header:
-        return None
-    try:
-        return email.utils.parsedate_to_datetime(date_header).timestamp()
-    except (TypeError, ValueError, IndexError):
-        return None
 
 
 class _WaitHonouringRetryAfter:
@@ -261,91 +147,9 @@ class NxCloudHook(BaseHook):
     @cached_property
     def settings(self) -> NxCloudSettings:
         """The resolved connection (one lookup per hook). Raises NxCloudConfigError when unusable."""
-        conn = self.get_connection(self.nxcloud_conn_id)
-        where = f"nxcloud connection {self.nxcloud_conn_id!r}"
-        extras = conn.extra_dejson
-
-        def pick(name: str) -> Any:
-            override = self._overrides.get(name)
-            return override if override is not None else _extra(extras, name)
-
-        if not conn.login:
-            raise NxCloudConfigError(f"{where} has no Access Key: set the connection's login")
-        if not conn.password:
-            raise NxCloudConfigError(f"{where} has no Access Secret: set the connection's password")
-        if not str(conn.login).isprintable() or any(c.isspace() for c in str(conn.login)):
-            # It travels as a header: a newline in it would be a header injection.
-            raise NxCloudConfigError(f"{where}: the Access Key contains spaces or control characters")
-
-        algorithm = str(pick("algorithm") or "md5").lower()
-        if algorithm not in ALGORITHMS:
-            raise NxCloudConfigError(f"{where}: algorithm must be 'md5' or 'sha256', got {algorithm!r}")
-        verify_raw = pick("verify")
-        verify: bool | str = True
-        if isinstance(verify_raw, str) and verify_raw.strip().lower() not in {
-            "true",
-            "false",
-            "1",
-            "0",
-            "yes",
-            "no",
-            "on",
-            "off",
-        }:
-            verify = verify_raw  # a CA bundle path
-        elif verify_raw is not None:
-            verify = _as_bool(verify_raw, what=f"{where}: verify")
-        rate = pick("max_requests_per_second")
-        proxies = _extra(extras, "proxies") or {}
-        if not isinstance(proxies, dict):
-            raise NxCloudConfigError(
-                f'{where}: proxies must be a mapping like {{"https": "http://proxy:3128"}}'
-            )
-        phone = pick("business_phone")
-        return NxCloudSettings(
-            base_url=self._base_url(conn.host, conn.schema, conn.port, where),
-            access_key=str(conn.login),
-            access_secret=str(conn.password),
-            business_phone=str(phone).strip() if phone is not None else None,
-            algorithm=algorithm,  # type: ignore[arg-type]
-            timeout=_as_number(pick("timeout") or 30, what=f"{where}: timeout", minimum=0.001),
-            verify=verify,
-            max_requests_per_second=(
-                _as_number(rate, what=f"{where}: max_requests_per_second", minimum=0.001)
-                if rate is not None
-                else None
-            ),
-            max_retries=int(
-                _as_number(
-                    5 if pick("max_retries") is None else pick("max_retries"),
-                    what=f"{where}: max_retries",
-                    integer=True,
-                )
-            ),
-            proxies={str(k): str(v) for k, v in proxies.items()},
+        return resolve_settings(
+            self.get_connection(self.nxcloud_conn_id), self.nxcloud_conn_id, self._overrides
         )
-
-    @staticmethod
-    def _base_url(host: str | None, schema: str | None, port: int | None, where: str) -> str:
-        host = (host or "").strip()
-        if not host:
-            return DEFAULT_BASE_URL
-        if "://" not in host:
-            # URI-form connections cannot carry a scheme in the host; HttpHook's convention:
-            # ``schema`` holds it (nxcloud://key:secret@127.0.0.1:8080/http).
-            host = f"{schema or 'https'}://{host}"
-        parts = urlsplit(host)
-        if parts.scheme not in {"http", "https"} or not parts.hostname:
-            raise NxCloudConfigError(f"{where}: API base URL {host!r} must be https://host[:port]")
-        if parts.scheme == "http" and not _is_loopback(parts.hostname):
-            raise NxCloudConfigError(
-                f"{where}: plain http:// to {parts.hostname} would expose requests; use https://"
-                " (http is allowed only for a loopback sandbox)"
-            )
-        netloc = parts.netloc
-        if port and parts.port is None:
-            netloc = f"{netloc}:{port}"
-        return f"{parts.scheme}://{netloc}{parts.path.rstrip('/')}"
 
     @property
     def business_phone(self) -> str | None:
@@ -466,42 +270,7 @@ class NxCloudHook(BaseHook):
             headers["algorithm"] = settings.algorithm
         headers["Content-Type"] = "application/json"
         answer = self._transport.post(path, headers, payload)
-        return self._interpret(answer, retry_codes)
-
-    @staticmethod
-    def _interpret(answer: HttpAnswer, retry_codes: frozenset[int]) -> NxCloudResponse:
-        status, raw = answer.status, answer.body
-        if 300 <= status < 400:
-            raise NxCloudApiError(
-                f"redirected to {answer.headers.get('Location', '?')}, not followed: set the API base URL"
-                " to the final address",
-                http_status=status,
-            )
-        retry_after = _retry_after_seconds(answer.headers.get("Retry-After"))
-        if status == 429 or status >= 500:
-            raise NxCloudTransientError(
-                f"HTTP {status}: {_snippet(raw)}", http_status=status, retry_after=retry_after
-            )
-        try:
-            document = json.loads(raw)
-            code = _parse_code(document.get("code")) if isinstance(document, dict) else None
-        except ValueError:  # JSONDecodeError and UnicodeDecodeError alike
-            code = None
-        if code is None:
-            error_type = NxCloudTransientError if status < 400 else NxCloudApiError
-            raise error_type(
-                f"HTTP {status} without an NXCloud JSON code: {_snippet(raw)}", http_status=status
-            )
-        message = str(document.get("message") or "")
-        if code in retry_codes:
-            raise NxCloudTransientError(f"{message} ({describe_code(code)})", code=code, http_status=status)
-        return NxCloudResponse(
-            code=code,
-            message=message,
-            data=document.get("data"),
-            http_status=status,
-            server_time=_server_time(answer.headers.get("Date")),
-        )
+        return interpret(answer, retry_codes)
 
     def _learn_clock_offset(self, response: NxCloudResponse) -> bool:
         """Adopt the server's clock after a 1004; False when it cannot be learnt."""

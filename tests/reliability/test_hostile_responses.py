@@ -22,7 +22,8 @@ from airflow_provider_nxcloud.exceptions import (
     NxCloudConfigError,
     NxCloudTransientError,
 )
-from airflow_provider_nxcloud.hooks.nxcloud import NxCloudHook, _retry_after_seconds
+from airflow_provider_nxcloud.hooks.nxcloud import NxCloudHook
+from airflow_provider_nxcloud.responses import retry_after_seconds
 from airflow_provider_nxcloud.transport import MAX_RESPONSE_BYTES
 from tests.reliability.hostile_server import (
     NXCLOUD_OK,
@@ -386,4 +387,4 @@ def test_unparseable_retry_after_is_ignored_not_a_crash(monkeypatch: pytest.Monk
     ],
 )
 def test_retry_after_wait_is_capped(header: str, seconds: float | None) -> None:
-    assert _retry_after_seconds(header) == seconds
+    assert retry_after_seconds(header) == seconds

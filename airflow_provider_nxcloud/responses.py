@@ -1,0 +1,107 @@
+"""Pure: one HTTP answer from NXCloud -> an ``NxCloudResponse`` or a typed error; header parsing."""
+
+from __future__ import annotations
+
+import email.utils
+import json
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from airflow_provider_nxcloud.exceptions import NxCloudApiError, NxCloudTransientError, describe_code
+
+if TYPE_CHECKING:
+    from airflow_provider_nxcloud.transport import HttpAnswer
+
+MAX_RETRY_AFTER_SECONDS = 60.0
+
+
+@dataclass(frozen=True)
+class NxCloudResponse:
+    """NXCloud's JSON answer to one request."""
+
+    code: int
+    message: str
+    data: Any
+    http_status: int
+    server_time: float | None = field(default=None, repr=False, compare=False)
+
+
+def parse_code(value: Any) -> int | None:
+    # Some gateways send the code as a string ("0"); anything not integral is not a code.
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, str):
+        try:
+            return int(value.strip())
+        except ValueError:
+            return None
+    return None
+
+
+def _snippet(raw: bytes, limit: int = 120) -> str:
+    text = raw[:limit].decode("utf-8", errors="replace")
+    return " ".join(text.split()) + ("..." if len(raw) > limit else "")
+
+
+def retry_after_seconds(value: str | None) -> float | None:
+    if not value:
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            parsed = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError, IndexError):  # neither seconds nor an HTTP date: ignore it
+            return None
+        if parsed is None:
+            return None
+        seconds = parsed.timestamp() - time.time()
+    # NaN (float("nan")) compares false both ways: treat it as no wait.
+    return max(0.0, min(seconds, MAX_RETRY_AFTER_SECONDS)) if seconds == seconds else 0.0
+
+
+def server_time(date_header: str | None) -> float | None:
+    if not date_header:
+        return None
+    try:
+        return email.utils.parsedate_to_datetime(date_header).timestamp()
+    except (TypeError, ValueError, IndexError):
+        return None
+
+
+def interpret(answer: HttpAnswer, retry_codes: frozenset[int]) -> NxCloudResponse:
+    status, raw = answer.status, answer.body
+    if 300 <= status < 400:
+        raise NxCloudApiError(
+            f"redirected to {answer.headers.get('Location', '?')}, not followed: set the API base URL"
+            " to the final address",
+            http_status=status,
+        )
+    retry_after = retry_after_seconds(answer.headers.get("Retry-After"))
+    if status == 429 or status >= 500:
+        raise NxCloudTransientError(
+            f"HTTP {status}: {_snippet(raw)}", http_status=status, retry_after=retry_after
+        )
+    try:
+        document = json.loads(raw)
+        code = parse_code(document.get("code")) if isinstance(document, dict) else None
+    except ValueError:  # JSONDecodeError and UnicodeDecodeError alike
+        code = None
+    if code is None:
+        error_type = NxCloudTransientError if status < 400 else NxCloudApiError
+        raise error_type(f"HTTP {status} without an NXCloud JSON code: {_snippet(raw)}", http_status=status)
+    message = str(document.get("message") or "")
+    if code in retry_codes:
+        raise NxCloudTransientError(f"{message} ({describe_code(code)})", code=code, http_status=status)
+    return NxCloudResponse(
+        code=code,
+        message=message,
+        data=document.get("data"),
+        http_status=status,
+        server_time=server_time(answer.headers.get("Date")),
+    )
