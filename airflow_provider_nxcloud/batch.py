@@ -1,8 +1,9 @@
-"""Many messages through one hook: concurrency, the response-code policy, and the result.
+"""Messages -> concurrent requests through any ``MarkReadClient`` -> a ``BatchResult``.
 
-The hook does the retrying and the rate cap (per request, retries included); this module decides
-what each final answer means for the message and for the batch, and keeps every message
-accounted for: each ends ``marked``, ``skipped``, ``failed`` or ``not_attempted``.
+The client (the hook) does the retrying and the rate cap, per request and retries included;
+this module decides what each final answer means for the message and for the batch, and keeps
+every message accounted for: each ends ``marked``, ``skipped``, ``failed`` or ``not_attempted``.
+It depends on the small ``MarkReadClient`` protocol, never on the hook, so imports point down.
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ import time
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from functools import cached_property
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from airflow_provider_nxcloud.exceptions import (
     CONFIGURATION_CODES,
@@ -24,31 +26,61 @@ from airflow_provider_nxcloud.exceptions import (
     NxCloudTransientError,
     is_auth_code,
 )
+from airflow_provider_nxcloud.messages import normalise_messages
 
 if TYPE_CHECKING:
-    from airflow_provider_nxcloud.hooks.nxcloud import NxCloudHook
     from airflow_provider_nxcloud.messages import Message, NormalisedInput
 
-UserAction = Literal["retry", "skip", "fail"]
-Action = Literal["marked", "retry", "skip", "fail", "abort"]
-CodeActions = Mapping[int, UserAction]
+# What a user may ask for a code in ``code_actions``.
+CodeAction = Literal["retry", "skip", "fail"]
+CodeActions = Mapping[int, CodeAction]
+# Where one message ended. ``retryable`` fails the task with Airflow retries; ``aborted`` (a
+# credentials or account problem, the same for every message) also stops the batch.
+Status = Literal["marked", "skipped", "retryable", "failed", "aborted"]
 BatchState = Literal["success", "skipped", "failed", "failed_retryable"]
 
-USER_ACTIONS: tuple[UserAction, ...] = ("retry", "skip", "fail")
+CODE_ACTIONS: dict[CodeAction, Status] = {"retry": "retryable", "skip": "skipped", "fail": "failed"}
 PROGRESS_INTERVAL_SECONDS = 10.0
 
 log = logging.getLogger(__name__)
 
 
-def validate_code_actions(code_actions: Any) -> dict[int, UserAction]:
-    """Check a user's ``code_actions`` once, at DAG parse time; one-line errors."""
+class MarkReadClient(Protocol):
+    """What the batch needs of a client: ``NxCloudHook`` is one."""
+
+    @property
+    def business_phone(self) -> str | None:
+        """The default business phone, for messages without one."""
+
+    def ready_for_threads(self, workers: int) -> None:
+        """Size shared resources for ``workers`` threads; called once, before they start."""
+
+    def mark_message_as_read(
+        self, message_id: str, business_phone: str | None = None, *, retry_codes: frozenset[int] = ...
+    ) -> object:
+        """Mark one message; raise ``NxCloudApiError`` (with ``.code``) for anything but code 0."""
+
+    def cancel(self) -> None:
+        """Stop retrying at once (the task is being killed)."""
+
+
+def check_positive(name: str, value: Any, *, integer: bool) -> None:
+    """One-line error for an argument that must be a positive int (or number)."""
+    kind = "int" if integer else "number"
+    valid_type = isinstance(value, int) if integer else isinstance(value, (int, float))
+    if isinstance(value, bool) or not valid_type or not value > 0:
+        raise NxCloudConfigError(f"{name} must be a positive {kind}, got {value!r}")
+
+
+def validate_code_actions(code_actions: Any) -> dict[int, CodeAction]:
+    """Check a user's ``code_actions``; one-line errors naming the key and the fix."""
     if code_actions is None:
         return {}
     if not isinstance(code_actions, Mapping):
         raise NxCloudConfigError(
             f'code_actions must be a dict like {{9006: "skip"}}, got {type(code_actions).__name__}'
         )
-    checked: dict[int, UserAction] = {}
+    validated: dict[int, CodeAction] = {}
     for key, action in code_actions.items():
         # Keys arrive as strings from JSON params and templated configs: "9006" means 9006.
         code = int(key) if isinstance(key, str) and key.strip().lstrip("-").isdigit() else key
@@ -56,38 +88,57 @@ def validate_code_actions(code_actions: Any) -> dict[int, UserAction]:
             raise NxCloudConfigError(f"code_actions: key {code!r} is not an NXCloud code; use ints like 9006")
         if code == 0:
             raise NxCloudConfigError("code_actions: code 0 means marked and cannot be overridden")
-        if action not in USER_ACTIONS:
+        if action not in CODE_ACTIONS:
             raise NxCloudConfigError(
                 f"code_actions[{code}]: {action!r} is not an action; use 'retry', 'skip' or 'fail'"
             )
-        checked[code] = action
-    return checked
+        validated[code] = action
+    return validated
 
 
-def default_action(code: int | None, *, transient: bool) -> Action:
-    """The documented policy for one final answer (after the hook's own retries)."""
-    if code == 0:
-        return "marked"
-    if transient or code in TRANSIENT_CODES:
-        return "retry"
-    if code is None or is_auth_code(code) or code in CONFIGURATION_CODES:
-        # No code (a redirect, a 404, TLS) or a credentials/account problem: the same for every
-        # message, so sending more would only repeat it.
-        return "abort"
-    return "fail"
+@dataclass(frozen=True)
+class BatchOptions:
+    """A batch's arguments, checked once: the operator checks them when the DAG file is parsed."""
 
+    max_workers: int = 8
+    code_actions: Mapping[int, CodeAction] = field(default_factory=dict)
+    max_message_age_days: float | None = 30
 
-def retry_codes_for(overrides: Mapping[int, UserAction]) -> frozenset[int]:
-    """The codes the hook should retry, after the user's overrides."""
-    retry = {code for code, action in overrides.items() if action == "retry"}
-    no_retry = {code for code, action in overrides.items() if action != "retry"}
-    return frozenset((TRANSIENT_CODES | retry) - no_retry)
+    @classmethod
+    def checked(
+        cls, *, max_workers: Any = 8, code_actions: Any = None, max_message_age_days: Any = 30
+    ) -> BatchOptions:
+        check_positive("max_workers", max_workers, integer=True)
+        if max_message_age_days is not None:
+            check_positive("max_message_age_days", max_message_age_days, integer=False)
+        return cls(max_workers, validate_code_actions(code_actions), max_message_age_days)
+
+    @cached_property
+    def retry_codes(self) -> frozenset[int]:
+        """The codes the client should retry, after the user's ``code_actions``."""
+        retry = {code for code, action in self.code_actions.items() if action == "retry"}
+        no_retry = {code for code, action in self.code_actions.items() if action != "retry"}
+        return frozenset((TRANSIENT_CODES | retry) - no_retry)
+
+    def decide(self, code: int | None, *, transient: bool) -> Status:
+        """What one final answer (after the client's own retries) means for its message."""
+        if code == 0:
+            return "marked"
+        if code is not None and code in self.code_actions:
+            return CODE_ACTIONS[self.code_actions[code]]
+        if transient or code in TRANSIENT_CODES:
+            return "retryable"
+        if code is None or is_auth_code(code) or code in CONFIGURATION_CODES:
+            # No code (a redirect, a 404, TLS) or a credentials/account problem: the same for every
+            # message, so sending more would only repeat it.
+            return "aborted"
+        return "failed"
 
 
 @dataclass(frozen=True, slots=True)
 class Outcome:
     message: Message
-    action: Action
+    status: Status
     code: int | None = None
     reason: str = ""
 
@@ -111,7 +162,7 @@ class BatchResult:
     @property
     def state(self) -> BatchState:
         """success / skipped (nothing marked, nothing failed) / failed / failed_retryable."""
-        if self.abort is not None or any(o.action != "retry" for o in self.failed):
+        if self.abort is not None or any(o.status != "retryable" for o in self.failed):
             return "failed"
         if self.failed or self.not_attempted:
             return "failed_retryable"
@@ -163,54 +214,71 @@ class BatchResult:
         return {
             "marked": [m.message_id for m in self.marked],
             "skipped": [entry(o) for o in self.skipped],
-            "failed": [{**entry(o), "retryable": o.action == "retry"} for o in self.failed],
+            "failed": [{**entry(o), "retryable": o.status == "retryable"} for o in self.failed],
             "not_attempted": [m.message_id for m in self.not_attempted],
             "counts": self.counts(),
         }
 
 
-def _mark_one(
-    hook: NxCloudHook, message: Message, overrides: Mapping[int, UserAction], retry_codes: frozenset[int]
-) -> Outcome:
+def mark_messages(
+    client: MarkReadClient,
+    messages: Any,
+    *,
+    business_phone: str | None = None,
+    options: BatchOptions | None = None,
+) -> BatchResult:
+    """
+    Validate ``messages`` (anything the operator's ``message_ids`` takes), then mark them.
+
+    Invalid input raises NxCloudConfigError before any request is sent; after that nothing raises
+    for a message. Messages without a business phone get ``business_phone``, else the client's.
+    """
+    options = options or BatchOptions()
+    batch = normalise_messages(
+        messages,
+        default_business_phone=business_phone,
+        # Looked up only when a message lacks a phone: it may resolve the connection.
+        fallback_business_phone=(lambda: client.business_phone) if business_phone is None else None,
+        max_age_days=options.max_message_age_days,
+    )
+    return run_batch(client, batch, options=options)
+
+
+def _mark_one(client: MarkReadClient, message: Message, options: BatchOptions) -> Outcome:
     try:
-        hook.mark_message_as_read(message.message_id, message.business_phone, retry_codes=retry_codes)
+        client.mark_message_as_read(
+            message.message_id, message.business_phone, retry_codes=options.retry_codes
+        )
     except NxCloudApiError as error:
-        code, transient = error.code, isinstance(error, NxCloudTransientError)
-        override = overrides.get(code) if code is not None else None
-        action = override or default_action(code, transient=transient)
-        return Outcome(message, action, code, str(error))
+        status = options.decide(error.code, transient=isinstance(error, NxCloudTransientError))
+        return Outcome(message, status, error.code, str(error))
     except NxCloudConfigError as error:
-        return Outcome(message, "abort", None, str(error))
+        return Outcome(message, "aborted", None, str(error))
     except Exception as error:
         # A bug or an unforeseen library error: keep the message accounted for, not lost.
-        return Outcome(message, "fail", None, f"unexpected {type(error).__name__}: {error}")
+        return Outcome(message, "failed", None, f"unexpected {type(error).__name__}: {error}")
     return Outcome(message, "marked", 0)
 
 
 def run_batch(
-    hook: NxCloudHook,
+    client: MarkReadClient,
     batch: NormalisedInput,
     *,
-    max_workers: int = 8,
-    code_actions: CodeActions | None = None,
+    options: BatchOptions | None = None,
     progress_interval: float = PROGRESS_INTERVAL_SECONDS,
 ) -> BatchResult:
-    """Mark ``batch.messages`` with ``max_workers`` threads sharing ``hook``'s pool and rate cap."""
-    if isinstance(max_workers, bool) or not isinstance(max_workers, int) or max_workers < 1:
-        raise NxCloudConfigError(f"max_workers must be a positive int, got {max_workers!r}")
-    overrides = validate_code_actions(code_actions)
-    retry_codes = retry_codes_for(overrides)
+    """Mark ``batch.messages`` with ``options.max_workers`` threads sharing ``client``."""
+    options = options or BatchOptions()
     started = time.monotonic()
     result = BatchResult(duplicates=batch.duplicates)
     age = f"older than {batch.max_age_days:g} days: WhatsApp cannot mark it read"
-    result.skipped.extend(Outcome(m, "skip", None, age) for m in batch.too_old)
+    result.skipped.extend(Outcome(m, "skipped", None, age) for m in batch.too_old)
 
     todo = batch.messages
     outcomes: list[Outcome | None] = [None] * len(todo)
     if todo:
-        workers = min(max_workers, len(todo))
-        hook.configure_concurrency(workers)
-        hook.prepare()  # resolve the connection once, here, not racing in every thread
+        workers = min(options.max_workers, len(todo))
+        client.ready_for_threads(workers)
         next_index = itertools.count()  # next() on a count is atomic under the GIL
         stop = threading.Event()
 
@@ -219,9 +287,9 @@ def run_batch(
                 index = next(next_index)
                 if index >= len(todo):
                     return
-                outcome = _mark_one(hook, todo[index], overrides, retry_codes)
+                outcome = _mark_one(client, todo[index], options)
                 outcomes[index] = outcome
-                if outcome.action == "abort":
+                if outcome.status == "aborted":
                     stop.set()
 
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="nxcloud") as pool:
@@ -230,7 +298,7 @@ def run_batch(
                 while wait(futures, timeout=progress_interval).not_done:
                     _log_progress(outcomes, started)
             except BaseException:
-                hook.cancel()  # the task is being killed: in-flight requests finish, no retries
+                client.cancel()  # the task is being killed: in-flight requests finish, no retries
                 raise
             finally:
                 stop.set()
@@ -240,13 +308,13 @@ def run_batch(
     for message, outcome in zip(todo, outcomes, strict=True):
         if outcome is None:
             result.not_attempted.append(message)
-        elif outcome.action == "marked":
+        elif outcome.status == "marked":
             result.marked.append(message)
-        elif outcome.action == "skip":
+        elif outcome.status == "skipped":
             result.skipped.append(outcome)
         else:
             result.failed.append(outcome)
-            if outcome.action == "abort" and result.abort is None:
+            if outcome.status == "aborted" and result.abort is None:
                 result.abort = outcome
     result.elapsed_seconds = time.monotonic() - started
     return result

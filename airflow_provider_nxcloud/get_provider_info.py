@@ -2,7 +2,8 @@
 
 Airflow 3.2+ renders the form from ``conn-fields``/``ui-field-behaviour`` below; the hook's
 ``get_connection_form_widgets``/``get_ui_field_behaviour`` (Airflow 2.x) are derived from the same
-dictionaries so the two cannot drift. Keep this module free of heavy imports: Airflow loads it
+dictionaries so the two cannot drift, and the hook takes its defaults (the ``default`` of each
+field's schema) from here too. Keep this module free of heavy imports: Airflow loads it
 for every provider discovery.
 """
 
@@ -13,6 +14,9 @@ from typing import Any
 from airflow_provider_nxcloud import __version__
 
 DEFAULT_BASE_URL = "https://api2.nxcloud.com"
+CONN_TYPE = "nxcloud"
+DEFAULT_CONN_ID = "nxcloud_default"
+HOOK_NAME = "NXCloud"
 
 CONN_FIELDS: dict[str, dict[str, Any]] = {
     "business_phone": {
@@ -65,9 +69,9 @@ def get_provider_info() -> dict[str, Any]:
         "versions": [__version__],
         "connection-types": [
             {
-                "connection-type": "nxcloud",
+                "connection-type": CONN_TYPE,
                 "hook-class-name": "airflow_provider_nxcloud.hooks.nxcloud.NxCloudHook",
-                "hook-name": "NXCloud",
+                "hook-name": HOOK_NAME,
                 "conn-fields": CONN_FIELDS,
                 "ui-field-behaviour": UI_FIELD_BEHAVIOUR,
             }

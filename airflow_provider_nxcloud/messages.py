@@ -197,10 +197,9 @@ def normalise_messages(
 
     The business phone of each message is the record's own, else the webhook payload's, else
     ``default_business_phone``, else what ``fallback_business_phone()`` returns (called at most
-    once, only when needed: it may look up the connection).
+    once, only when needed: it may look up the connection). ``max_age_days`` is positive or None
+    (``BatchOptions.checked`` checks it).
     """
-    if max_age_days is not None and not max_age_days > 0:
-        raise NxCloudConfigError(f"max_message_age_days must be positive or None, got {max_age_days!r}")
     result = NormalisedInput(max_age_days=max_age_days)
     default_phone = (
         normalise_business_phone(default_business_phone, "business_phone")

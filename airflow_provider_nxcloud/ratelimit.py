@@ -27,7 +27,6 @@ class RateLimiter:
     ) -> None:
         if not per_second > 0:
             raise ValueError(f"max_requests_per_second must be positive, got {per_second!r}")
-        self.per_second = per_second
         self._interval = 1.0 / per_second
         self._clock = clock
         self._sleep = sleep

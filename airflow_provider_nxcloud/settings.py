@@ -4,17 +4,20 @@ from __future__ import annotations
 
 import ipaddress
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, cast
 from urllib.parse import urlsplit
 
 from airflow_provider_nxcloud.exceptions import NxCloudConfigError
-from airflow_provider_nxcloud.get_provider_info import DEFAULT_BASE_URL
+from airflow_provider_nxcloud.get_provider_info import CONN_FIELDS, CONN_TYPE, DEFAULT_BASE_URL
 from airflow_provider_nxcloud.signing import ALGORITHMS, Algorithm
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
 _LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain"})
+# How extras spell booleans: the UI sends real booleans, URIs and env vars send text.
+_TRUE = frozenset({"true", "1", "yes", "on"})
+_FALSE = frozenset({"false", "0", "no", "off"})
 
 
 class ConnectionFields(Protocol):
@@ -46,52 +49,66 @@ class NxCloudSettings:
     proxies: dict[str, str]
 
 
-def _is_loopback(hostname: str) -> bool:
-    if hostname.lower() in _LOOPBACK_NAMES:
-        return True
-    try:
-        return ipaddress.ip_address(hostname).is_loopback
-    except ValueError:
-        return False
+class ConnectionExtras:
+    """
+    The connection's extras, each hook argument over its extra over the form's default.
 
+    Airflow 2.x forms stored extras as ``extra__nxcloud__<name>``; 3.x stores them bare. An
+    empty string (a form field left blank) counts as unset.
+    """
 
-def _extra(extras: Mapping[str, Any], name: str) -> Any:
-    # Airflow 2.x forms stored extras as ``extra__nxcloud__<name>``; 3.x stores them bare.
-    value = extras.get(name, extras.get(f"extra__nxcloud__{name}"))
-    return None if value == "" else value
+    def __init__(self, extras: Mapping[str, Any], overrides: Mapping[str, Any], *, where: str) -> None:
+        self._extras = extras
+        self._overrides = overrides
+        self.where = where
 
+    def raw(self, name: str) -> Any:
+        override = self._overrides.get(name)
+        if override is not None:
+            return override
+        value = self._extras.get(name, self._extras.get(f"extra__{CONN_TYPE}__{name}"))
+        return None if value == "" else value
 
-def _as_bool(value: Any, *, what: str) -> bool:
-    if isinstance(value, bool):
-        return value
-    text = str(value).strip().lower()
-    if text in {"true", "1", "yes", "on"}:
-        return True
-    if text in {"false", "0", "no", "off"}:
-        return False
-    raise NxCloudConfigError(f"{what} must be true or false, got {value!r}")
+    def get(self, name: str) -> Any:
+        value = self.raw(name)
+        return CONN_FIELDS[name]["schema"].get("default") if value is None else value
 
+    def boolean(self, name: str) -> bool:
+        return self._as_bool(self.get(name), name)
 
-def _as_number(value: Any, *, what: str, integer: bool = False, minimum: float = 0) -> float:
-    try:
-        number = int(value) if integer else float(value)
-    except (TypeError, ValueError):
-        kind = "a whole number" if integer else "a number"
-        raise NxCloudConfigError(f"{what} must be {kind}, got {value!r}") from None
-    if isinstance(value, bool) or number < minimum or number != number:
-        raise NxCloudConfigError(f"{what} must be at least {minimum}, got {value!r}")
-    return number
+    def number(self, name: str, *, minimum: float, integer: bool = False) -> float | None:
+        value = self.get(name)
+        if value is None:
+            return None
+        try:
+            number = int(value) if integer else float(value)
+        except (TypeError, ValueError):
+            kind = "a whole number" if integer else "a number"
+            raise NxCloudConfigError(f"{self.where}: {name} must be {kind}, got {value!r}") from None
+        if isinstance(value, bool) or number < minimum or number != number:
+            raise NxCloudConfigError(f"{self.where}: {name} must be at least {minimum}, got {value!r}")
+        return number
+
+    def _as_bool(self, value: Any, name: str) -> bool:
+        if isinstance(value, bool):
+            return value
+        text = str(value).strip().lower()
+        if text in _TRUE or text in _FALSE:
+            return text in _TRUE
+        raise NxCloudConfigError(f"{self.where}: {name} must be true or false, got {value!r}")
+
+    def verify(self) -> bool | str:
+        """``verify`` is a boolean or the path of a CA bundle."""
+        value = self.get("verify")
+        if isinstance(value, str) and value.strip().lower() not in _TRUE | _FALSE:
+            return value
+        return self._as_bool(value, "verify")
 
 
 def resolve_settings(conn: ConnectionFields, conn_id: str, overrides: Mapping[str, Any]) -> NxCloudSettings:
-    """The resolved connection (one lookup per hook). Raises NxCloudConfigError when unusable."""
-    where = f"nxcloud connection {conn_id!r}"
-    extras = conn.extra_dejson
-
-    def pick(name: str) -> Any:
-        override = overrides.get(name)
-        return override if override is not None else _extra(extras, name)
-
+    """Check and resolve the connection; raises NxCloudConfigError naming the field and the fix."""
+    where = f"{CONN_TYPE} connection {conn_id!r}"
+    extras = ConnectionExtras(conn.extra_dejson, overrides, where=where)
     if not conn.login:
         raise NxCloudConfigError(f"{where} has no Access Key: set the connection's login")
     if not conn.password:
@@ -100,51 +117,34 @@ def resolve_settings(conn: ConnectionFields, conn_id: str, overrides: Mapping[st
         # It travels as a header: a newline in it would be a header injection.
         raise NxCloudConfigError(f"{where}: the Access Key contains spaces or control characters")
 
-    algorithm = str(pick("algorithm") or "md5").lower()
-    if algorithm not in ALGORITHMS:
+    algorithm = str(extras.get("algorithm")).lower()
+    if algorithm not in ALGORITHMS:  # narrows ``algorithm`` to ``Algorithm``
         raise NxCloudConfigError(f"{where}: algorithm must be 'md5' or 'sha256', got {algorithm!r}")
-    verify_raw = pick("verify")
-    verify: bool | str = True
-    if isinstance(verify_raw, str) and verify_raw.strip().lower() not in {
-        "true",
-        "false",
-        "1",
-        "0",
-        "yes",
-        "no",
-        "on",
-        "off",
-    }:
-        verify = verify_raw  # a CA bundle path
-    elif verify_raw is not None:
-        verify = _as_bool(verify_raw, what=f"{where}: verify")
-    rate = pick("max_requests_per_second")
-    proxies = _extra(extras, "proxies") or {}
+    proxies = extras.raw("proxies") or {}
     if not isinstance(proxies, dict):
         raise NxCloudConfigError(f'{where}: proxies must be a mapping like {{"https": "http://proxy:3128"}}')
-    phone = pick("business_phone")
+    phone = extras.get("business_phone")
     return NxCloudSettings(
         base_url=_base_url(conn.host, conn.schema, conn.port, where),
         access_key=str(conn.login),
         access_secret=str(conn.password),
         business_phone=str(phone).strip() if phone is not None else None,
-        algorithm=algorithm,  # type: ignore[arg-type]
-        timeout=_as_number(pick("timeout") or 30, what=f"{where}: timeout", minimum=0.001),
-        verify=verify,
-        max_requests_per_second=(
-            _as_number(rate, what=f"{where}: max_requests_per_second", minimum=0.001)
-            if rate is not None
-            else None
-        ),
-        max_retries=int(
-            _as_number(
-                5 if pick("max_retries") is None else pick("max_retries"),
-                what=f"{where}: max_retries",
-                integer=True,
-            )
-        ),
+        algorithm=algorithm,
+        timeout=cast("float", extras.number("timeout", minimum=0.001)),
+        verify=extras.verify(),
+        max_requests_per_second=extras.number("max_requests_per_second", minimum=0.001),
+        max_retries=int(cast("float", extras.number("max_retries", minimum=0, integer=True))),
         proxies={str(k): str(v) for k, v in proxies.items()},
     )
+
+
+def _is_loopback(hostname: str) -> bool:
+    if hostname.lower() in _LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(hostname).is_loopback
+    except ValueError:
+        return False
 
 
 def _base_url(host: str | None, schema: str | None, port: int | None, where: str) -> str:

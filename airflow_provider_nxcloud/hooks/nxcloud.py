@@ -16,6 +16,8 @@ from tenacity import (
 )
 from tenacity.wait import wait_exponential, wait_random
 
+from airflow_provider_nxcloud.api import MARK_READ_PATH, READ_ACTION, WHATSAPP_BIZ_TYPE, mark_read_body
+from airflow_provider_nxcloud.batch import BatchOptions, mark_messages
 from airflow_provider_nxcloud.exceptions import (
     TRANSIENT_CODES,
     NxCloudApiError,
@@ -25,7 +27,13 @@ from airflow_provider_nxcloud.exceptions import (
     describe_code,
     is_auth_code,
 )
-from airflow_provider_nxcloud.get_provider_info import CONN_FIELDS, UI_FIELD_BEHAVIOUR
+from airflow_provider_nxcloud.get_provider_info import (
+    CONN_FIELDS,
+    CONN_TYPE,
+    DEFAULT_CONN_ID,
+    HOOK_NAME,
+    UI_FIELD_BEHAVIOUR,
+)
 from airflow_provider_nxcloud.ratelimit import RateLimiter
 from airflow_provider_nxcloud.responses import NxCloudResponse, interpret
 from airflow_provider_nxcloud.settings import NxCloudSettings, resolve_settings
@@ -40,12 +48,8 @@ if TYPE_CHECKING:
 
     from airflow_provider_nxcloud.batch import BatchResult, CodeActions
 
-MARK_READ_PATH = "/api/wa/markMessageAsRead"
-WHATSAPP_BIZ_TYPE = "2"
 CLOCK_SKEW_CODE = 1004
-MAX_RETRY_AFTER_SECONDS = 60.0
 TEST_MESSAGE_ID = "airflow-connection-test-not-a-real-message"
-_LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain"})
 
 
 class _WaitHonouringRetryAfter:
@@ -68,8 +72,9 @@ class NxCloudHook(BaseHook):
 
     Connection: login = access key, password = access secret, host = API base URL (empty:
     ``https://api2.nxcloud.com``). Extras: ``business_phone``, ``algorithm``, ``timeout``,
-    ``verify``, ``max_requests_per_second``, ``max_retries``, ``proxies``. Arguments given here
-    override the extras. Nothing is looked up until the first request.
+    ``verify``, ``max_requests_per_second``, ``max_retries``, ``proxies`` (their defaults are
+    the connection form's, in ``get_provider_info``). Arguments given here override the extras.
+    Nothing is looked up until the first request.
 
     :param nxcloud_conn_id: The Airflow connection id.
     :param business_phone: Default merchant WhatsApp number (digits with country code).
@@ -82,9 +87,9 @@ class NxCloudHook(BaseHook):
     """
 
     conn_name_attr = "nxcloud_conn_id"
-    default_conn_name = "nxcloud_default"
-    conn_type = "nxcloud"
-    hook_name = "NXCloud"
+    default_conn_name = DEFAULT_CONN_ID
+    conn_type = CONN_TYPE
+    hook_name = HOOK_NAME
 
     def __init__(
         self,
@@ -157,12 +162,16 @@ class NxCloudHook(BaseHook):
 
     # -- transport --
 
-    def configure_concurrency(self, workers: int) -> None:
-        """Size the connection pool for ``workers`` threads; call before sharing the hook."""
+    def ready_for_threads(self, workers: int) -> None:
+        """
+        Size the connection pool for ``workers`` threads and build everything lazy now, in the
+        caller's thread, so that the threads sharing this hook never race to build it.
+        """
         with self._transport_lock:
             if workers > self._pool_size:
                 self._pool_size = workers
                 self.__dict__.pop("_transport", None)
+        _ = self._transport, self._rate_limiter, self._retrying
 
     @cached_property
     def _transport(self) -> PooledTransport:
@@ -176,7 +185,10 @@ class NxCloudHook(BaseHook):
         )
 
     def get_conn(self) -> requests.Session:
-        """The pooled session used for every request of this hook."""
+        """
+        A ``requests.Session`` with this hook's proxies, TLS settings and pool, for calls of your
+        own; the hook's own requests go straight to that pool (``transport.py``).
+        """
         return self._transport.session
 
     @cached_property
@@ -213,10 +225,6 @@ class NxCloudHook(BaseHook):
         """
         self._cancelled.set()
 
-    def prepare(self) -> None:
-        # Everything lazy is built here, in the caller's thread, before workers share the hook.
-        _ = self._transport, self._rate_limiter, self._retrying
-
     # -- requests --
 
     def call(
@@ -239,7 +247,6 @@ class NxCloudHook(BaseHook):
         :raises NxCloudTransientError: still failing after ``max_retries``.
         :raises NxCloudApiError: any other non-zero code, or an unusable HTTP answer.
         """
-        self.prepare()
         payload = serialise_body(body)
         response = self._retrying(self._attempt, path, action, biz_type, payload, retry_codes)
         if response.code == CLOCK_SKEW_CODE and self._learn_clock_offset(response):
@@ -303,14 +310,9 @@ class NxCloudHook(BaseHook):
             )
         return self.call(
             MARK_READ_PATH,
-            action="read",
+            action=READ_ACTION,
             biz_type=WHATSAPP_BIZ_TYPE,
-            body={
-                "business_phone": phone,
-                "messaging_product": "whatsapp",
-                "message_id": message_id,
-                "status": "read",
-            },
+            body=mark_read_body(phone, message_id),
             retry_codes=retry_codes,
         )
 
@@ -329,17 +331,10 @@ class NxCloudHook(BaseHook):
         ``messages`` takes everything the operator's ``message_ids`` does (ids, records, webhook
         payloads). Invalid input raises NxCloudConfigError before any request is sent.
         """
-        from airflow_provider_nxcloud.batch import run_batch
-        from airflow_provider_nxcloud.messages import normalise_messages
-
-        needs_default = business_phone is None
-        batch = normalise_messages(
-            messages,
-            default_business_phone=business_phone,
-            fallback_business_phone=(lambda: self.business_phone) if needs_default else None,
-            max_age_days=max_message_age_days,
+        options = BatchOptions.checked(
+            max_workers=max_workers, code_actions=code_actions, max_message_age_days=max_message_age_days
         )
-        return run_batch(self, batch, max_workers=max_workers, code_actions=code_actions)
+        return mark_messages(self, messages, business_phone=business_phone, options=options)
 
     def test_connection(self) -> tuple[bool, str]:
         """Check the credentials with a signed request for a message id that cannot exist."""

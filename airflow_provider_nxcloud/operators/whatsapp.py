@@ -5,8 +5,9 @@ from __future__ import annotations
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_nxcloud.batch import CodeActions, validate_code_actions
+from airflow_provider_nxcloud.batch import BatchOptions, CodeActions, check_positive, mark_messages
 from airflow_provider_nxcloud.exceptions import NxCloudConfigError, NxCloudTransientError
+from airflow_provider_nxcloud.get_provider_info import DEFAULT_CONN_ID
 from airflow_provider_nxcloud.version_compat import AirflowFailException, AirflowSkipException, BaseOperator
 
 if TYPE_CHECKING:
@@ -18,31 +19,22 @@ if TYPE_CHECKING:
 
 # The hook (and with it requests) is imported when a task runs, not each time the scheduler
 # parses a DAG file that uses this operator.
-DEFAULT_CONN_ID = "nxcloud_default"
 
 
-def _check_positive(name: str, value: Any, *, integer: bool) -> None:
-    kind = "int" if integer else "number"
-    valid_type = isinstance(value, int) if integer else isinstance(value, (int, float))
-    if isinstance(value, bool) or not valid_type or not value > 0:
-        raise NxCloudConfigError(f"{name} must be a positive {kind}, got {value!r}")
-
-
-def _check_arguments(
+def _checked_options(
     *,
     max_workers: Any = 8,
     max_requests_per_second: Any = None,
     max_message_age_days: Any = 30,
     code_actions: Any = None,
     **_other_arguments: Any,
-) -> None:
-    """Pure checks only (no I/O): bad arguments fail at DAG parse time, not at 3 a.m."""
-    _check_positive("max_workers", max_workers, integer=True)
+) -> BatchOptions:
+    """The one argument check, shared by ``__init__`` and ``partial()``: pure, no I/O."""
     if max_requests_per_second is not None:
-        _check_positive("max_requests_per_second", max_requests_per_second, integer=False)
-    if max_message_age_days is not None:
-        _check_positive("max_message_age_days", max_message_age_days, integer=False)
-    validate_code_actions(code_actions)
+        check_positive("max_requests_per_second", max_requests_per_second, integer=False)
+    return BatchOptions.checked(
+        max_workers=max_workers, code_actions=code_actions, max_message_age_days=max_message_age_days
+    )
 
 
 class MarkWhatsAppReadOperator(BaseOperator):
@@ -89,17 +81,19 @@ class MarkWhatsAppReadOperator(BaseOperator):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        _check_arguments(
+        # Bad arguments fail when the DAG file is parsed, not at 3 a.m.
+        self.options = _checked_options(
             max_workers=max_workers,
             max_requests_per_second=max_requests_per_second,
             max_message_age_days=max_message_age_days,
+            code_actions=code_actions,
         )
         self.message_ids = message_ids
         self.business_phone = business_phone
         self.nxcloud_conn_id = nxcloud_conn_id
         self.max_workers = max_workers
         self.max_requests_per_second = max_requests_per_second
-        self.code_actions = validate_code_actions(code_actions)
+        self.code_actions = self.options.code_actions
         self.max_message_age_days = max_message_age_days
 
     @classmethod
@@ -110,7 +104,7 @@ class MarkWhatsAppReadOperator(BaseOperator):
         Airflow builds mapped task instances only when they run, so without this a bad
         ``max_workers`` given to ``partial()`` would fail then instead.
         """
-        _check_arguments(**kwargs)
+        _checked_options(**kwargs)
         return super().partial(**kwargs)
 
     @cached_property
@@ -128,12 +122,8 @@ class MarkWhatsAppReadOperator(BaseOperator):
 
     def execute(self, context: Context) -> dict[str, Any]:
         try:
-            result = self.hook.mark_messages_as_read(
-                self.message_ids,
-                business_phone=self.business_phone or None,
-                max_workers=self.max_workers,
-                code_actions=self.code_actions,
-                max_message_age_days=self.max_message_age_days,
+            result = mark_messages(
+                self.hook, self.message_ids, business_phone=self.business_phone or None, options=self.options
             )
         except NxCloudConfigError as error:
             # Bad input or connection settings do not heal on retry.

@@ -23,14 +23,19 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
 
-from airflow_provider_nxcloud.signing import ALGORITHMS, compute_sign
+from airflow_provider_nxcloud.api import (
+    MARK_READ_PATH,
+    READ_ACTION,
+    TS_WINDOW_MS,
+    WHATSAPP_BIZ_TYPE,
+    mark_read_body,
+)
+from airflow_provider_nxcloud.signing import ALGORITHMS, SIGNED_HEADERS, compute_sign
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
     from email.message import Message as HeaderMessage
 
-MARK_READ_PATH = "/api/wa/markMessageAsRead"
-TS_WINDOW_MS = 60_000
 DEFAULT_ACCESS_KEY = "sandbox-access-key"
 DEFAULT_ACCESS_SECRET = "sandbox-access-secret"
 DEFAULT_BUSINESS_PHONE = "8613800000000"
@@ -45,7 +50,6 @@ class Faults:
     """What the sandbox does wrong, on purpose. Rates are per-request probabilities."""
 
     latency: float = 0.0
-    latency_jitter: float = 0.0
     rates: dict[str, float] = field(default_factory=dict)
     retry_after: float = 1.0
     slow_seconds: float = 5.0
@@ -128,16 +132,9 @@ class SandboxState:
                 return kind
         return None
 
-    def latency(self) -> float:
-        faults = self.faults
-        if not faults.latency_jitter:
-            return faults.latency
-        with self.lock:
-            return max(0.0, faults.latency + self.random.uniform(-1, 1) * faults.latency_jitter)
-
     def verify(self, headers: HeaderMessage, raw: bytes) -> tuple[int, str, dict[str, Any] | None]:
         """NXCloud's checks, in order; returns (code, message, parsed body)."""
-        required = ("accessKey", "ts", "bizType", "action", "sign")
+        required = (*SIGNED_HEADERS, "sign")
         missing = [name for name in required if not headers.get(name)]
         if missing:
             return 1001, f"Missing common header: {', '.join(missing)}", None
@@ -152,11 +149,11 @@ class SandboxState:
         algorithm = (headers.get("algorithm") or "md5").lower()
         if algorithm not in ALGORITHMS:
             return 1002, f"Unsupported algorithm {algorithm}", None
-        signed = {name: str(headers[name]) for name in ("accessKey", "action", "bizType", "ts")}
+        signed = {name: str(headers[name]) for name in SIGNED_HEADERS}
         expected = compute_sign(signed, raw or None, self.access_secret, algorithm)  # type: ignore[arg-type]
         if headers["sign"] != expected:
             return 1003, "Invalid signature", None
-        if headers["bizType"] != "2" or headers["action"] != "read":
+        if headers["bizType"] != WHATSAPP_BIZ_TYPE or headers["action"] != READ_ACTION:
             return 1002, "Invalid bizType or action", None
         try:
             body = json.loads(raw)
@@ -164,11 +161,12 @@ class SandboxState:
             return 9000, "Parameter exception: body is not JSON", None
         if not isinstance(body, dict):
             return 9000, "Parameter exception: body is not an object", None
-        for name in ("business_phone", "messaging_product", "message_id", "status"):
+        expected_body = mark_read_body(str(body.get("business_phone")), str(body.get("message_id")))
+        for name, value in expected_body.items():
             if not isinstance(body.get(name), str) or not body[name]:
                 return 9000, f"Parameter exception: {name} is required", body
-        if body["messaging_product"] != "whatsapp" or body["status"] != "read":
-            return 9000, "Parameter exception: messaging_product/status", body
+            if body[name] != value:
+                return 9000, f"Parameter exception: {name} must be {value!r}", body
         if body["business_phone"] not in self.business_phones:
             return 9002, "Merchant phone number error", body
         message_id = body["message_id"]
@@ -291,7 +289,7 @@ class _Handler(BaseHTTPRequestHandler):
         parsed = parsed if isinstance(parsed, dict) else {}
         message_id, phone = parsed.get("message_id"), parsed.get("business_phone")
         message_id = message_id if isinstance(message_id, str) else None
-        latency = state.latency()
+        latency = state.faults.latency
         if latency:
             time.sleep(latency)
         fault = state.scripted_fault(message_id) or state.draw_fault()
@@ -404,14 +402,6 @@ class NxCloudSandbox:
             self._server.shutdown()
             self._server.server_close()
             self._server = None
-
-    def serve_forever(self) -> None:
-        """Run in the calling thread until interrupted (the CLI)."""
-        self._server = _Server(self._address, self)
-        try:
-            self._server.serve_forever()
-        finally:
-            self._server.server_close()
 
     def __enter__(self) -> NxCloudSandbox:
         return self.start()

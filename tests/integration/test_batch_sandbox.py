@@ -57,7 +57,7 @@ def test_permanent_failures_do_not_stop_the_others(nxcloud_sandbox: NxCloudSandb
 
 
 def test_long_runs_log_progress(nxcloud_sandbox: NxCloudSandbox, caplog: pytest.LogCaptureFixture) -> None:
-    from airflow_provider_nxcloud.batch import run_batch
+    from airflow_provider_nxcloud.batch import BatchOptions, run_batch
     from airflow_provider_nxcloud.messages import normalise_messages
 
     nxcloud_sandbox.set_faults(Faults(latency=0.02))
@@ -65,7 +65,7 @@ def test_long_runs_log_progress(nxcloud_sandbox: NxCloudSandbox, caplog: pytest.
     batch = normalise_messages([f"wamid.g{i}" for i in range(30)], default_business_phone="8613800000000")
 
     with caplog.at_level(logging.INFO, logger="airflow_provider_nxcloud.batch"):
-        run_batch(hook, batch, max_workers=1, progress_interval=0.05)
+        run_batch(hook, batch, options=BatchOptions(max_workers=1), progress_interval=0.05)
 
     progress = [r.getMessage() for r in caplog.records if "messages done" in r.getMessage()]
     assert progress, "a run longer than the interval logs its progress"
@@ -93,7 +93,7 @@ def test_cancel_ends_backoff_waits_and_sends_nothing_more(nxcloud_sandbox: NxClo
         "wamid.c1",
         "wamid.c2",
     ]
-    assert all(f.action == "retry" for f in result.failed)
+    assert all(f.status == "retryable" for f in result.failed)
 
 
 def test_operator_on_kill_cancels_its_hook(nxcloud_sandbox: NxCloudSandbox) -> None:

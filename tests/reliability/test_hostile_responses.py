@@ -92,7 +92,7 @@ def assert_batch_went_on(result: BatchResult, reason: str, *, retryable: bool = 
     assert result.not_attempted == []
     assert sorted(o.message.message_id for o in result.failed) == IDS
     assert all(reason in o.reason for o in result.failed), result.failed[0].reason
-    assert all((o.action == "retry") is retryable for o in result.failed)
+    assert all((o.status == "retryable") is retryable for o in result.failed)
     assert result.state == ("failed_retryable" if retryable else "failed")
 
 

@@ -3,10 +3,9 @@ from __future__ import annotations
 import pytest
 
 from airflow_provider_nxcloud.batch import (
+    BatchOptions,
     BatchResult,
     Outcome,
-    default_action,
-    retry_codes_for,
     validate_code_actions,
 )
 from airflow_provider_nxcloud.exceptions import NxCloudConfigError
@@ -16,34 +15,43 @@ MESSAGE = Message("wamid.1", "8613800000000")
 
 
 @pytest.mark.parametrize(
-    ("code", "transient", "action"),
+    ("code", "transient", "status"),
     [
         (0, False, "marked"),
-        (-1, True, "retry"),
-        (9001, True, "retry"),
-        (None, True, "retry"),  # HTTP 429/5xx, network, timeouts
-        (1001, False, "abort"),
-        (1003, False, "abort"),
-        (1004, False, "abort"),
-        (1099, False, "abort"),
-        (9002, False, "abort"),
-        (9003, False, "abort"),
-        (9005, False, "abort"),
-        (9006, False, "abort"),
-        (None, False, "abort"),  # redirect, 404, TLS: the same for every message
-        (9000, False, "fail"),
-        (9099, False, "fail"),
-        (4242, False, "fail"),
+        (-1, True, "retryable"),
+        (9001, True, "retryable"),
+        (None, True, "retryable"),  # HTTP 429/5xx, network, timeouts
+        (1001, False, "aborted"),
+        (1003, False, "aborted"),
+        (1004, False, "aborted"),
+        (1099, False, "aborted"),
+        (9002, False, "aborted"),
+        (9003, False, "aborted"),
+        (9005, False, "aborted"),
+        (9006, False, "aborted"),
+        (None, False, "aborted"),  # redirect, 404, TLS: the same for every message
+        (9000, False, "failed"),
+        (9099, False, "failed"),
+        (4242, False, "failed"),
     ],
 )
-def test_default_policy_table(code: int | None, transient: bool, action: str) -> None:
-    assert default_action(code, transient=transient) == action
+def test_default_policy_table(code: int | None, transient: bool, status: str) -> None:
+    assert BatchOptions().decide(code, transient=transient) == status
+
+
+def test_code_actions_override_the_policy() -> None:
+    options = BatchOptions.checked(code_actions={9006: "skip", 9099: "retry", -1: "fail"})
+
+    assert options.decide(9006, transient=False) == "skipped"
+    assert options.decide(9099, transient=False) == "retryable"
+    assert options.decide(-1, transient=False) == "failed"
+    assert options.decide(9000, transient=False) == "failed"
 
 
 def test_overrides_decide_what_the_hook_retries() -> None:
-    overrides = validate_code_actions({9000: "retry", -1: "fail", 9006: "skip"})
+    options = BatchOptions.checked(code_actions={9000: "retry", -1: "fail", 9006: "skip"})
 
-    assert retry_codes_for(overrides) == frozenset({9001, 9000})
+    assert options.retry_codes == frozenset({9001, 9000})
 
 
 def test_code_actions_accept_string_codes_from_json() -> None:
@@ -65,19 +73,19 @@ def test_bad_code_actions(value: object, error: str) -> None:
         validate_code_actions(value)
 
 
-def outcome(action: str, code: int | None = None) -> Outcome:
-    return Outcome(MESSAGE, action, code, "reason")  # type: ignore[arg-type]
+def outcome(status: str, code: int | None = None) -> Outcome:
+    return Outcome(MESSAGE, status, code, "reason")  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize(
     ("result", "state"),
     [
         (BatchResult(), "skipped"),
-        (BatchResult(skipped=[outcome("skip", 9006)]), "skipped"),
-        (BatchResult(marked=[MESSAGE], skipped=[outcome("skip")]), "success"),
-        (BatchResult(marked=[MESSAGE], failed=[outcome("retry", -1)]), "failed_retryable"),
-        (BatchResult(marked=[MESSAGE], failed=[outcome("retry", -1), outcome("fail", 9000)]), "failed"),
-        (BatchResult(failed=[outcome("abort", 1003)], abort=outcome("abort", 1003)), "failed"),
+        (BatchResult(skipped=[outcome("skipped", 9006)]), "skipped"),
+        (BatchResult(marked=[MESSAGE], skipped=[outcome("skipped")]), "success"),
+        (BatchResult(marked=[MESSAGE], failed=[outcome("retryable", -1)]), "failed_retryable"),
+        (BatchResult(marked=[MESSAGE], failed=[outcome("retryable", -1), outcome("failed", 9000)]), "failed"),
+        (BatchResult(failed=[outcome("aborted", 1003)], abort=outcome("aborted", 1003)), "failed"),
     ],
 )
 def test_batch_state(result: BatchResult, state: str) -> None:
@@ -87,8 +95,8 @@ def test_batch_state(result: BatchResult, state: str) -> None:
 def test_result_dict_lists_every_message_once() -> None:
     result = BatchResult(
         marked=[Message("m", "1")],
-        skipped=[Outcome(Message("s", "1"), "skip", 9006, "unbound")],
-        failed=[Outcome(Message("f", "1"), "fail", 9000, "bad id")],
+        skipped=[Outcome(Message("s", "1"), "skipped", 9006, "unbound")],
+        failed=[Outcome(Message("f", "1"), "failed", 9000, "bad id")],
         not_attempted=[Message("n", "1")],
         duplicates=2,
     )
