@@ -27,6 +27,7 @@ from airflow_provider_nxcloud.exceptions import (
     is_auth_code,
 )
 from airflow_provider_nxcloud.messages import normalise_messages
+from airflow_provider_nxcloud.results import BatchResult, Outcome, Status
 
 if TYPE_CHECKING:
     from airflow_provider_nxcloud.messages import Message, NormalisedInput
@@ -34,10 +35,6 @@ if TYPE_CHECKING:
 # What a user may ask for a code in ``code_actions``.
 CodeAction = Literal["retry", "skip", "fail"]
 CodeActions = Mapping[int, CodeAction]
-# Where one message ended. ``retryable`` fails the task with Airflow retries; ``aborted`` (a
-# credentials or account problem, the same for every message) also stops the batch.
-Status = Literal["marked", "skipped", "retryable", "failed", "aborted"]
-BatchState = Literal["success", "skipped", "failed", "failed_retryable"]
 
 CODE_ACTIONS: dict[CodeAction, Status] = {"retry": "retryable", "skip": "skipped", "fail": "failed"}
 PROGRESS_INTERVAL_SECONDS = 10.0
@@ -133,91 +130,6 @@ class BatchOptions:
             # message, so sending more would only repeat it.
             return "aborted"
         return "failed"
-
-
-@dataclass(frozen=True, slots=True)
-class Outcome:
-    message: Message
-    status: Status
-    code: int | None = None
-    reason: str = ""
-
-
-@dataclass
-class BatchResult:
-    """What happened to every message; ``to_dict()`` is the operator's XCom value."""
-
-    marked: list[Message] = field(default_factory=list)
-    skipped: list[Outcome] = field(default_factory=list)
-    failed: list[Outcome] = field(default_factory=list)
-    not_attempted: list[Message] = field(default_factory=list)
-    duplicates: int = 0
-    abort: Outcome | None = None
-    elapsed_seconds: float = 0.0
-
-    @property
-    def total(self) -> int:
-        return len(self.marked) + len(self.skipped) + len(self.failed) + len(self.not_attempted)
-
-    @property
-    def state(self) -> BatchState:
-        """success / skipped (nothing marked, nothing failed) / failed / failed_retryable."""
-        if self.abort is not None or any(o.status != "retryable" for o in self.failed):
-            return "failed"
-        if self.failed or self.not_attempted:
-            return "failed_retryable"
-        if not self.marked:
-            return "skipped"
-        return "success"
-
-    def counts(self) -> dict[str, int]:
-        return {
-            "total": self.total,
-            "marked": len(self.marked),
-            "skipped": len(self.skipped),
-            "failed": len(self.failed),
-            "not_attempted": len(self.not_attempted),
-            "duplicates": self.duplicates,
-        }
-
-    def summary(self) -> str:
-        counts = self.counts()
-        text = ", ".join(f"{counts[k]} {k.replace('_', ' ')}" for k in counts if k != "total")
-        return f"{counts['total']} messages: {text}"
-
-    def describe_failure(self) -> str:
-        """One paragraph saying why the batch did not succeed and what to do."""
-        if self.abort is not None:
-            first = self.abort
-            return (
-                f"Stopped sending after code {first.code} for message {first.message.message_id} "
-                f"(business phone {first.message.business_phone}): {first.reason}. {self.summary()}."
-            )
-        codes: dict[int | None, int] = {}
-        for outcome in self.failed:
-            codes[outcome.code] = codes.get(outcome.code, 0) + 1
-        example = self.failed[0] if self.failed else None
-        detail = f" First: {example.message.message_id}: {example.reason}." if example else ""
-        by_code = ", ".join(f"code {c}: {n}" for c, n in codes.items())
-        plural = "s" if len(self.failed) != 1 else ""
-        return f"{len(self.failed)} message{plural} failed ({by_code}).{detail} {self.summary()}."
-
-    def to_dict(self) -> dict[str, Any]:
-        def entry(outcome: Outcome) -> dict[str, Any]:
-            return {
-                "message_id": outcome.message.message_id,
-                "business_phone": outcome.message.business_phone,
-                "code": outcome.code,
-                "reason": outcome.reason,
-            }
-
-        return {
-            "marked": [m.message_id for m in self.marked],
-            "skipped": [entry(o) for o in self.skipped],
-            "failed": [{**entry(o), "retryable": o.status == "retryable"} for o in self.failed],
-            "not_attempted": [m.message_id for m in self.not_attempted],
-            "counts": self.counts(),
-        }
 
 
 def mark_messages(

@@ -46,7 +46,8 @@ if TYPE_CHECKING:
 
     import requests
 
-    from airflow_provider_nxcloud.batch import BatchResult, CodeActions
+    from airflow_provider_nxcloud.batch import CodeActions
+    from airflow_provider_nxcloud.results import BatchResult
 
 CLOCK_SKEW_CODE = 1004
 TEST_MESSAGE_ID = "airflow-connection-test-not-a-real-message"

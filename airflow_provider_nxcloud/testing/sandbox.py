@@ -1,208 +1,47 @@
 """A local NXCloud-compatible server for tests, demos and benchmarks.
 
-It implements ``POST /api/wa/markMessageAsRead`` as NXCloud documents it: required headers
-(1001), bizType/action (1002), the signature over the exact received bytes (1003), ``ts`` within
-60 s of its own (skewable) clock (1004), unknown access key (1005), body fields (9000), known
-business phones (9002) and, when told which exist, known message ids (9099 otherwise).
-
-It records what was marked and every request it saw, and can inject faults. A small control
-API under ``/_sandbox/`` lets another process (a DAG run, a benchmark) configure and read it.
+It serves ``POST /api/wa/markMessageAsRead`` with the checks of ``state.py``, records what was
+marked and every request it saw, and can inject faults. A small control API under
+``/_sandbox/`` lets another process (a DAG run, a benchmark) configure and read it.
 """
 
 from __future__ import annotations
 
 import json
-import random
-import re
 import socket
 import threading
 import time
-from dataclasses import asdict, dataclass, field
 from email.utils import formatdate
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
 
-from airflow_provider_nxcloud.api import (
-    MARK_READ_PATH,
-    READ_ACTION,
-    TS_WINDOW_MS,
-    WHATSAPP_BIZ_TYPE,
-    mark_read_body,
+from airflow_provider_nxcloud.api import MARK_READ_PATH
+from airflow_provider_nxcloud.testing.state import (
+    DEFAULT_ACCESS_KEY,
+    DEFAULT_ACCESS_SECRET,
+    DEFAULT_BUSINESS_PHONE,
+    FAULT_KINDS,
+    Faults,
+    RequestRecord,
+    SandboxState,
 )
-from airflow_provider_nxcloud.signing import ALGORITHMS, SIGNED_HEADERS, compute_sign
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
-    from email.message import Message as HeaderMessage
 
-DEFAULT_ACCESS_KEY = "sandbox-access-key"
-DEFAULT_ACCESS_SECRET = "sandbox-access-secret"
-DEFAULT_BUSINESS_PHONE = "8613800000000"
-# What a WhatsApp message id can look like (wamid.<base64>); anything else is a 9000.
-_WELL_FORMED_ID = re.compile(r"^[A-Za-z0-9._=+/:-]{1,512}$")
-FAULT_KINDS = ("-1", "9001", "500", "503", "429", "drop", "html", "slow")
+__all__ = [
+    "DEFAULT_ACCESS_KEY",
+    "DEFAULT_ACCESS_SECRET",
+    "DEFAULT_BUSINESS_PHONE",
+    "FAULT_KINDS",
+    "MARK_READ_PATH",
+    "Faults",
+    "NxCloudSandbox",
+    "RequestRecord",
+]
+
 _HTML_PAGE = b"<html><head><title>502 Bad Gateway</title></head><body>upstream error</body></html>"
-
-
-@dataclass
-class Faults:
-    """What the sandbox does wrong, on purpose. Rates are per-request probabilities."""
-
-    latency: float = 0.0
-    rates: dict[str, float] = field(default_factory=dict)
-    retry_after: float = 1.0
-    slow_seconds: float = 5.0
-    codes: dict[str, int] = field(default_factory=dict)
-    # Per message id, the faults its first requests get, in order (then it is answered normally):
-    # {"wamid.1": ["-1", "503"]} fails twice, then succeeds.
-    scripts: dict[str, list[str]] = field(default_factory=dict)
-    seed: int | None = None
-
-    def __post_init__(self) -> None:
-        self.scripts = {message_id: list(kinds) for message_id, kinds in self.scripts.items()}
-        unknown = (set(self.rates) | {k for ks in self.scripts.values() for k in ks}) - set(FAULT_KINDS)
-        if unknown:
-            raise ValueError(f"unknown fault kinds {sorted(unknown)}; use {', '.join(FAULT_KINDS)}")
-        if sum(self.rates.values()) > 1:
-            raise ValueError("fault rates add up to more than 1")
-
-
-@dataclass
-class RequestRecord:
-    """One request as the sandbox saw it (headers and body as received)."""
-
-    received_at: float
-    path: str
-    headers: dict[str, str]
-    body: str
-    code: int | None
-    fault: str | None
-    message_id: str | None
-    business_phone: str | None
-    client_port: int = 0
-
-
-class SandboxState:
-    """Everything the sandbox knows, behind one lock; shared by the handler threads."""
-
-    def __init__(
-        self,
-        *,
-        access_key: str,
-        access_secret: str,
-        business_phones: Iterable[str],
-        message_ids: Iterable[str] | None,
-        clock_skew_ms: int,
-        faults: Faults | None,
-        record_requests: bool,
-    ) -> None:
-        self.access_key = access_key
-        self.access_secret = access_secret
-        self.business_phones = set(business_phones)
-        self.message_ids = set(message_ids) if message_ids is not None else None
-        self.clock_skew_ms = clock_skew_ms
-        self.faults = faults or Faults()
-        self.record_requests = record_requests
-        self.lock = threading.Lock()
-        self.random = random.Random(self.faults.seed)
-        self.mark_counts: dict[tuple[str, str], int] = {}
-        self.requests: list[RequestRecord] = []
-        self.faults_injected: dict[str, int] = {}
-
-    def now_ms(self) -> int:
-        return int(time.time() * 1000) + self.clock_skew_ms
-
-    def scripted_fault(self, message_id: str | None) -> str | None:
-        script = self.faults.scripts.get(message_id) if message_id is not None else None
-        if not script:
-            return None
-        with self.lock:
-            return script.pop(0) if script else None
-
-    def draw_fault(self) -> str | None:
-        rates = self.faults.rates
-        if not rates:
-            return None
-        with self.lock:
-            roll = self.random.random()
-        for kind in FAULT_KINDS:
-            roll -= rates.get(kind, 0.0)
-            if roll < 0:
-                return kind
-        return None
-
-    def verify(self, headers: HeaderMessage, raw: bytes) -> tuple[int, str, dict[str, Any] | None]:
-        """NXCloud's checks, in order; returns (code, message, parsed body)."""
-        required = (*SIGNED_HEADERS, "sign")
-        missing = [name for name in required if not headers.get(name)]
-        if missing:
-            return 1001, f"Missing common header: {', '.join(missing)}", None
-        if headers["accessKey"] != self.access_key:
-            return 1005, "Insufficient permissions: unknown accessKey", None
-        try:
-            ts = int(str(headers["ts"]))
-        except ValueError:
-            return 1004, "Timestamp invalid", None
-        if abs(self.now_ms() - ts) > TS_WINDOW_MS:
-            return 1004, "Timestamp expired", None
-        algorithm = (headers.get("algorithm") or "md5").lower()
-        if algorithm not in ALGORITHMS:
-            return 1002, f"Unsupported algorithm {algorithm}", None
-        signed = {name: str(headers[name]) for name in SIGNED_HEADERS}
-        expected = compute_sign(signed, raw or None, self.access_secret, algorithm)  # type: ignore[arg-type]
-        if headers["sign"] != expected:
-            return 1003, "Invalid signature", None
-        if headers["bizType"] != WHATSAPP_BIZ_TYPE or headers["action"] != READ_ACTION:
-            return 1002, "Invalid bizType or action", None
-        try:
-            body = json.loads(raw)
-        except ValueError:
-            return 9000, "Parameter exception: body is not JSON", None
-        if not isinstance(body, dict):
-            return 9000, "Parameter exception: body is not an object", None
-        expected_body = mark_read_body(str(body.get("business_phone")), str(body.get("message_id")))
-        for name, value in expected_body.items():
-            if not isinstance(body.get(name), str) or not body[name]:
-                return 9000, f"Parameter exception: {name} is required", body
-            if body[name] != value:
-                return 9000, f"Parameter exception: {name} must be {value!r}", body
-        if body["business_phone"] not in self.business_phones:
-            return 9002, "Merchant phone number error", body
-        message_id = body["message_id"]
-        if not _WELL_FORMED_ID.match(message_id):
-            return 9000, "Parameter exception: message_id", body
-        if self.message_ids is not None and message_id not in self.message_ids:
-            return 9099, "(#100) Invalid parameter: message_id not found", body
-        if message_id in self.faults.codes:
-            code = self.faults.codes[message_id]
-            return code, f"Injected code {code}", body
-        return 0, "Request succeeded", body
-
-    def mark(self, business_phone: str, message_id: str) -> None:
-        with self.lock:
-            key = (business_phone, message_id)
-            self.mark_counts[key] = self.mark_counts.get(key, 0) + 1
-
-    def record(self, record: RequestRecord) -> None:
-        with self.lock:
-            if record.fault:
-                self.faults_injected[record.fault] = self.faults_injected.get(record.fault, 0) + 1
-            if self.record_requests:
-                self.requests.append(record)
-
-    def snapshot(self, since: int = 0) -> dict[str, Any]:
-        with self.lock:
-            marked: dict[str, list[str]] = {}
-            for phone, message_id in self.mark_counts:
-                marked.setdefault(phone, []).append(message_id)
-            return {
-                "marked": marked,
-                "mark_counts": [[p, m, n] for (p, m), n in self.mark_counts.items()],
-                "faults_injected": dict(self.faults_injected),
-                "request_count": len(self.requests),
-                "requests": [asdict(r) for r in self.requests[since:]],
-            }
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -436,8 +275,7 @@ class NxCloudSandbox:
     # -- control --
 
     def set_faults(self, faults: Faults) -> None:
-        self.state.faults = faults
-        self.state.random = random.Random(faults.seed)
+        self.state.set_faults(faults)
 
     def set_clock_skew(self, milliseconds: int) -> None:
         self.state.clock_skew_ms = milliseconds

@@ -44,7 +44,7 @@ if TYPE_CHECKING:
     from collections.abc import Iterator
     from pathlib import Path
 
-    from airflow_provider_nxcloud.batch import BatchResult
+    from airflow_provider_nxcloud.results import BatchResult
 
 PHONE = "8613800000000"
 SECRET = "hostile-test-secret-7f3a9c"
