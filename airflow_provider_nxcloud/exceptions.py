@@ -4,6 +4,8 @@ from __future__ import annotations
 
 # Failures on NXCloud's side that a later identical request can pass.
 TRANSIENT_CODES: frozenset[int] = frozenset({-1, 9001})
+# Timestamp expired: the client's clock is off; the hook corrects it once from the server's Date.
+CLOCK_SKEW_CODE = 1004
 # The account or number is misconfigured: every further request would fail the same way.
 CONFIGURATION_CODES: frozenset[int] = frozenset({9002, 9003, 9005, 9006})
 

@@ -45,3 +45,22 @@ def compute_sign(
         raise ValueError(f"algorithm {algorithm!r} is not supported: use 'md5' or 'sha256'")
     digest = hashlib.new(algorithm, string_to_sign(headers, body, access_secret))
     return digest.hexdigest()
+
+
+def signed_headers(
+    *,
+    access_key: str,
+    action: str,
+    biz_type: str,
+    ts_ms: int,
+    body: bytes,
+    access_secret: str,
+    algorithm: Algorithm,
+) -> dict[str, str]:
+    """Every header of one request, signed over ``body``: the exact bytes that will be sent."""
+    headers = {"accessKey": access_key, "action": action, "bizType": biz_type, "ts": str(ts_ms)}
+    headers["sign"] = compute_sign(headers, body, access_secret, algorithm)
+    if algorithm != "md5":  # md5 is NXCloud's default: the header is only needed otherwise
+        headers["algorithm"] = algorithm
+    headers["Content-Type"] = "application/json"
+    return headers

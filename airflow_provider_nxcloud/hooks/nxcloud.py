@@ -7,18 +7,10 @@ import time
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from tenacity import (
-    RetryCallState,
-    Retrying,
-    retry_if_exception_type,
-    stop_after_attempt,
-    stop_when_event_set,
-)
-from tenacity.wait import wait_exponential, wait_random
-
 from airflow_provider_nxcloud.api import MARK_READ_PATH, READ_ACTION, WHATSAPP_BIZ_TYPE, mark_read_body
 from airflow_provider_nxcloud.batch import BatchOptions, mark_messages
 from airflow_provider_nxcloud.exceptions import (
+    CLOCK_SKEW_CODE,
     TRANSIENT_CODES,
     NxCloudApiError,
     NxCloudAuthError,
@@ -36,8 +28,9 @@ from airflow_provider_nxcloud.get_provider_info import (
 )
 from airflow_provider_nxcloud.ratelimit import RateLimiter
 from airflow_provider_nxcloud.responses import NxCloudResponse, interpret
+from airflow_provider_nxcloud.retries import transient_retrying
 from airflow_provider_nxcloud.settings import NxCloudSettings, resolve_settings
-from airflow_provider_nxcloud.signing import Algorithm, compute_sign, serialise_body
+from airflow_provider_nxcloud.signing import Algorithm, serialise_body, signed_headers
 from airflow_provider_nxcloud.transport import PooledTransport
 from airflow_provider_nxcloud.version_compat import BaseHook
 
@@ -45,26 +38,12 @@ if TYPE_CHECKING:
     from collections.abc import Mapping
 
     import requests
+    from tenacity import Retrying
 
     from airflow_provider_nxcloud.batch import CodeActions
     from airflow_provider_nxcloud.results import BatchResult
 
-CLOCK_SKEW_CODE = 1004
 TEST_MESSAGE_ID = "airflow-connection-test-not-a-real-message"
-
-
-class _WaitHonouringRetryAfter:
-    """Exponential backoff with jitter, but never sooner than the server's ``Retry-After``."""
-
-    def __init__(self, initial: float, maximum: float) -> None:
-        self._backoff = wait_exponential(multiplier=initial, max=maximum) + wait_random(0, initial)
-
-    def __call__(self, retry_state: RetryCallState) -> float:
-        wait = self._backoff(retry_state)
-        error = retry_state.outcome.exception() if retry_state.outcome else None
-        if isinstance(error, NxCloudTransientError) and error.retry_after is not None:
-            wait = max(wait, error.retry_after)
-        return wait
 
 
 class NxCloudHook(BaseHook):
@@ -199,25 +178,12 @@ class NxCloudHook(BaseHook):
 
     @cached_property
     def _retrying(self) -> Retrying:
-        initial, maximum = self.retry_wait
-        return Retrying(
-            retry=retry_if_exception_type(NxCloudTransientError),
-            stop=stop_after_attempt(self.settings.max_retries + 1) | stop_when_event_set(self._cancelled),
-            sleep=self._sleep_unless_cancelled,
-            wait=_WaitHonouringRetryAfter(initial, maximum),
-            before_sleep=self._log_retry,
-            reraise=True,
+        return transient_retrying(
+            max_retries=self.settings.max_retries,
+            wait=self.retry_wait,
+            cancelled=self._cancelled,
+            log=self.log,
         )
-
-    def _log_retry(self, retry_state: RetryCallState) -> None:
-        error = retry_state.outcome.exception() if retry_state.outcome else None
-        wait = retry_state.next_action.sleep if retry_state.next_action else 0.0
-        self.log.info(
-            "NXCloud attempt %d failed (%s); retrying in %.1f s", retry_state.attempt_number, error, wait
-        )
-
-    def _sleep_unless_cancelled(self, seconds: float) -> None:
-        self._cancelled.wait(seconds)  # a backoff wait ends the moment the hook is cancelled
 
     def cancel(self) -> None:
         """
@@ -267,16 +233,15 @@ class NxCloudHook(BaseHook):
             raise NxCloudTransientError("not sent: the hook was cancelled (task killed)")
         if self._rate_limiter is not None:
             self._rate_limiter.acquire()
-        headers = {
-            "accessKey": settings.access_key,
-            "action": action,
-            "bizType": biz_type,
-            "ts": str(int(time.time() * 1000) + self._clock_offset_ms),
-        }
-        headers["sign"] = compute_sign(headers, payload, settings.access_secret, settings.algorithm)
-        if settings.algorithm != "md5":
-            headers["algorithm"] = settings.algorithm
-        headers["Content-Type"] = "application/json"
+        headers = signed_headers(
+            access_key=settings.access_key,
+            action=action,
+            biz_type=biz_type,
+            ts_ms=int(time.time() * 1000) + self._clock_offset_ms,
+            body=payload,
+            access_secret=settings.access_secret,
+            algorithm=settings.algorithm,
+        )
         answer = self._transport.post(path, headers, payload)
         return interpret(answer, retry_codes)
 
