@@ -4,7 +4,13 @@ import hashlib
 
 import pytest
 
-from airflow_provider_nxcloud.signing import canonical_headers, compute_sign, serialise_body, string_to_sign
+from airflow_provider_nxcloud.signing import (
+    canonical_headers,
+    compute_sign,
+    serialise_body,
+    signed_headers,
+    string_to_sign,
+)
 
 # NXCloud's published test vector (shared/reference/nxcloud-api.md).
 VECTOR_HEADERS = {"accessKey": "fme2na3kdi3ki", "action": "send", "bizType": "1", "ts": "1655710885431"}
@@ -54,3 +60,15 @@ def test_sha256_hashes_the_same_string() -> None:
 def test_unknown_algorithm_is_refused() -> None:
     with pytest.raises(ValueError, match="'sha1' is not supported"):
         compute_sign(VECTOR_HEADERS, None, VECTOR_SECRET, "sha1")  # type: ignore[arg-type]
+
+
+def test_signed_headers_sign_the_body_and_name_only_a_non_default_algorithm() -> None:
+    body = serialise_body({"message_id": "wamid.1"})
+    common = {"access_key": "k", "action": "read", "biz_type": "2", "ts_ms": 1655710885431, "body": body}
+    md5 = signed_headers(**common, access_secret="s", algorithm="md5")  # type: ignore[arg-type]
+    sha = signed_headers(**common, access_secret="s", algorithm="sha256")  # type: ignore[arg-type]
+
+    assert "algorithm" not in md5 and sha["algorithm"] == "sha256"
+    assert md5["sign"] == compute_sign(md5, body, "s", "md5")
+    assert sha["sign"] == compute_sign(sha, body, "s", "sha256")
+    assert md5["Content-Type"] == "application/json" and md5["ts"] == "1655710885431"

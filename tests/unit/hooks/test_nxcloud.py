@@ -8,11 +8,16 @@ from airflow_provider_nxcloud.get_provider_info import CONN_FIELDS, UI_FIELD_BEH
 from airflow_provider_nxcloud.hooks.nxcloud import NxCloudHook
 
 
-def test_constructor_does_no_lookup() -> None:
-    # A connection id that does not exist anywhere: only the first request may look it up.
-    hook = NxCloudHook(nxcloud_conn_id="does_not_exist_anywhere")
+def test_constructor_does_no_lookup(monkeypatch: pytest.MonkeyPatch) -> None:
+    def no_lookup(cls: type, conn_id: str) -> None:
+        raise AssertionError(f"looked up {conn_id} while constructing")
 
-    assert hook.nxcloud_conn_id == "does_not_exist_anywhere"
+    monkeypatch.setattr(NxCloudHook, "get_connection", classmethod(no_lookup))
+    hook = NxCloudHook(nxcloud_conn_id="does_not_exist_anywhere", max_retries=1)
+
+    assert "settings" not in hook.__dict__
+    with pytest.raises(AssertionError, match="looked up does_not_exist_anywhere"):
+        _ = hook.settings  # the first use is where the lookup happens
 
 
 def test_constructor_is_keyword_only() -> None:
@@ -36,3 +41,22 @@ def test_provider_metadata_and_legacy_form_come_from_one_definition() -> None:
         "login": "Access Key",
         "password": "Access Secret",
     }
+
+
+def test_defaults_come_from_the_connection_form() -> None:
+    defaults = {name: spec["schema"].get("default") for name, spec in CONN_FIELDS.items()}
+
+    assert defaults["algorithm"] == "md5"
+    assert (defaults["timeout"], defaults["max_retries"], defaults["verify"]) == (30, 5, True)
+
+
+def test_airflow2_form_widgets_cover_every_field() -> None:
+    # Airflow 2.x (Flask UI) and 3.0/3.1 build the form from these; wtforms comes with the FAB UI.
+    pytest.importorskip("wtforms")
+    pytest.importorskip("flask_appbuilder")
+    widgets = NxCloudHook.get_connection_form_widgets()
+
+    assert set(widgets) == set(CONN_FIELDS)
+    assert widgets["verify"].field_class.__name__ == "BooleanField"
+    assert widgets["max_retries"].field_class.__name__ == "IntegerField"
+    assert widgets["business_phone"].field_class.__name__ == "StringField"

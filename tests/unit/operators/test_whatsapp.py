@@ -1,0 +1,58 @@
+"""MarkWhatsAppReadOperator as a DAG file builds it: cheap, checked, templated, with a lazy hook."""
+
+from __future__ import annotations
+
+import pytest
+
+from airflow_provider_nxcloud.exceptions import NxCloudConfigError
+from airflow_provider_nxcloud.operators.whatsapp import MarkWhatsAppReadOperator
+
+
+def test_templated_fields_are_the_inputs_a_dag_renders() -> None:
+    assert tuple(MarkWhatsAppReadOperator.template_fields) == (
+        "message_ids",
+        "business_phone",
+        "nxcloud_conn_id",
+    )
+
+
+def test_construction_makes_no_hook_and_keeps_the_checked_options() -> None:
+    operator = MarkWhatsAppReadOperator(
+        task_id="mark", message_ids=["wamid.1"], max_workers=3, code_actions={"9006": "skip"}
+    )
+
+    assert "hook" not in operator.__dict__
+    assert operator.options.max_workers == 3
+    assert operator.code_actions == {9006: "skip"}  # string keys from JSON configs become codes
+
+
+def test_on_kill_before_execute_creates_no_hook() -> None:
+    operator = MarkWhatsAppReadOperator(task_id="mark", message_ids=["wamid.1"])
+    operator.on_kill()
+
+    assert "hook" not in operator.__dict__
+
+
+def test_the_hook_gets_the_operator_connection_and_rate() -> None:
+    operator = MarkWhatsAppReadOperator(
+        task_id="mark", message_ids=[], nxcloud_conn_id="nx_other", max_requests_per_second=7
+    )
+
+    assert operator.hook.nxcloud_conn_id == "nx_other"
+    assert operator.hook._overrides["max_requests_per_second"] == 7
+
+
+@pytest.mark.parametrize(
+    ("arguments", "error"),
+    [
+        ({"max_workers": 0}, "max_workers must be a positive int, got 0"),
+        ({"max_requests_per_second": -1}, "max_requests_per_second must be a positive number, got -1"),
+        ({"max_message_age_days": 0}, "max_message_age_days must be a positive number, got 0"),
+        ({"code_actions": {9006: "ignore"}}, r"code_actions\[9006\]: 'ignore' is not an action"),
+    ],
+)
+def test_bad_arguments_fail_at_construction_and_in_partial(arguments: dict[str, object], error: str) -> None:
+    with pytest.raises(NxCloudConfigError, match=error):
+        MarkWhatsAppReadOperator(task_id="mark", message_ids=[], **arguments)  # type: ignore[arg-type]
+    with pytest.raises(NxCloudConfigError, match=error):
+        MarkWhatsAppReadOperator.partial(task_id="mark", **arguments)

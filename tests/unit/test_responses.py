@@ -1,0 +1,116 @@
+"""One HTTP answer -> NxCloudResponse or a typed error: every branch, without a server."""
+
+from __future__ import annotations
+
+import email.utils
+
+import pytest
+from requests.structures import CaseInsensitiveDict
+
+from airflow_provider_nxcloud.exceptions import TRANSIENT_CODES, NxCloudApiError, NxCloudTransientError
+from airflow_provider_nxcloud.responses import (
+    MAX_RETRY_AFTER_SECONDS,
+    interpret,
+    parse_code,
+    retry_after_seconds,
+    server_time,
+)
+from airflow_provider_nxcloud.transport import HttpAnswer
+
+
+def answer(status: int, body: bytes, **headers: str) -> HttpAnswer:
+    return HttpAnswer(status, CaseInsensitiveDict({k.replace("_", "-"): v for k, v in headers.items()}), body)
+
+
+def test_code_zero_is_a_response_with_the_server_time() -> None:
+    date = email.utils.formatdate(1_700_000_000, usegmt=True)
+    response = interpret(
+        answer(200, b'{"code": 0, "message": "ok", "data": null}', Date=date), TRANSIENT_CODES
+    )
+
+    assert (response.code, response.message, response.http_status) == (0, "ok", 200)
+    assert response.server_time == 1_700_000_000
+
+
+def test_a_permanent_code_is_returned_for_the_caller_to_judge() -> None:
+    assert interpret(answer(200, b'{"code": 9099, "message": "gone"}'), TRANSIENT_CODES).code == 9099
+
+
+@pytest.mark.parametrize("code", sorted(TRANSIENT_CODES))
+def test_retry_codes_raise_transient(code: int) -> None:
+    with pytest.raises(NxCloudTransientError) as raised:
+        interpret(answer(200, b'{"code": %d, "message": "busy"}' % code), TRANSIENT_CODES)
+    assert raised.value.code == code
+
+
+def test_codes_the_user_retries_are_transient_too() -> None:
+    with pytest.raises(NxCloudTransientError):
+        interpret(answer(200, b'{"code": 9000}'), frozenset({9000}))
+
+
+@pytest.mark.parametrize("status", [429, 500, 502, 503])
+def test_throttling_and_server_errors_are_transient_with_retry_after(status: int) -> None:
+    with pytest.raises(NxCloudTransientError) as raised:
+        interpret(answer(status, b"Too Many Requests", Retry_After="2"), TRANSIENT_CODES)
+    assert (raised.value.http_status, raised.value.retry_after) == (status, 2.0)
+    assert "Too Many Requests" in str(raised.value)
+
+
+def test_redirects_are_refused_with_where_they_lead() -> None:
+    with pytest.raises(NxCloudApiError, match="redirected to https://elsewhere/, not followed") as raised:
+        interpret(answer(302, b"", Location="https://elsewhere/"), TRANSIENT_CODES)
+    assert not isinstance(raised.value, NxCloudTransientError)
+
+
+def test_a_page_that_is_not_nxcloud_json_is_transient_when_200_and_final_when_4xx() -> None:
+    with pytest.raises(NxCloudTransientError, match="HTTP 200 without an NXCloud JSON code: <html>"):
+        interpret(answer(200, b"<html>proxy</html>"), TRANSIENT_CODES)
+    with pytest.raises(NxCloudApiError, match="HTTP 404 without an NXCloud JSON code") as raised:
+        interpret(answer(404, b"Not Found"), TRANSIENT_CODES)
+    assert not isinstance(raised.value, NxCloudTransientError)
+
+
+@pytest.mark.parametrize(
+    ("value", "code"),
+    [
+        (0, 0),
+        ("0", 0),
+        (" 9099 ", 9099),
+        (9001.0, 9001),
+        (True, None),
+        (1.5, None),
+        ("x", None),
+        (None, None),
+    ],
+)
+def test_parse_code(value: object, code: int | None) -> None:
+    assert parse_code(value) == code
+
+
+@pytest.mark.parametrize(
+    ("header", "seconds"),
+    [
+        (None, None),
+        ("", None),
+        ("3", 3.0),
+        ("-5", 0.0),
+        ("nan", 0.0),
+        ("99999", MAX_RETRY_AFTER_SECONDS),
+        ("soon", None),
+    ],
+)
+def test_retry_after_seconds(header: str | None, seconds: float | None) -> None:
+    assert retry_after_seconds(header) == seconds
+
+
+def test_retry_after_as_an_http_date_counts_from_now() -> None:
+    import time
+
+    seconds = retry_after_seconds(email.utils.formatdate(time.time() + 30, usegmt=True))
+
+    assert seconds is not None and 25 <= seconds <= 30
+
+
+def test_server_time_ignores_what_is_not_a_date() -> None:
+    assert server_time(None) is None
+    assert server_time("yesterday") is None
