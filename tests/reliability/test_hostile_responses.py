@@ -23,7 +23,6 @@ from airflow_provider_nxcloud.exceptions import (
     NxCloudTransientError,
 )
 from airflow_provider_nxcloud.hooks.nxcloud import NxCloudHook
-from airflow_provider_nxcloud.responses import retry_after_seconds
 from airflow_provider_nxcloud.transport import MAX_RESPONSE_BYTES
 from tests.reliability.hostile_server import (
     NXCLOUD_OK,
@@ -371,20 +370,3 @@ def test_unparseable_retry_after_is_ignored_not_a_crash(monkeypatch: pytest.Monk
         with pytest.raises(NxCloudTransientError, match=r"HTTP 503: busy"):
             mark_one()
         assert len(server.requests) == 2
-
-
-@pytest.mark.parametrize(
-    ("header", "seconds"),
-    [
-        ("1", 1.0),
-        ("99999999", 60.0),
-        ("inf", 60.0),
-        ("-5", 0.0),
-        ("nan", 0.0),
-        ("Mon, 32 Foo 20xx 99:99:99 GMT", None),
-        ("Fri, 01 Jan 2100 00:00:00 GMT", 60.0),
-        ("Thu, 01 Jan 1970 00:00:00 GMT", 0.0),
-    ],
-)
-def test_retry_after_wait_is_capped(header: str, seconds: float | None) -> None:
-    assert retry_after_seconds(header) == seconds

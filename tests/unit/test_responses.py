@@ -96,7 +96,11 @@ def test_parse_code(value: object, code: int | None) -> None:
         ("-5", 0.0),
         ("nan", 0.0),
         ("99999", MAX_RETRY_AFTER_SECONDS),
+        ("inf", MAX_RETRY_AFTER_SECONDS),
         ("soon", None),
+        ("Mon, 32 Foo 20xx 99:99:99 GMT", None),
+        ("Fri, 01 Jan 2100 00:00:00 GMT", MAX_RETRY_AFTER_SECONDS),
+        ("Thu, 01 Jan 1970 00:00:00 GMT", 0.0),
     ],
 )
 def test_retry_after_seconds(header: str | None, seconds: float | None) -> None:
