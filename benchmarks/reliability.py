@@ -1,4 +1,4 @@
-"""Reliability under faults, full size: ``.venv/bin/python benchmarks/reliability.py``.
+"""Reliability under faults, full size: ``.venv/bin/python -m benchmarks.reliability``.
 
 10,000 ids through ``MarkWhatsAppReadOperator.execute`` (the code path of a DAG task) with
 every default (8 workers, 5 retries, 0.5-30 s backoff, 30 s timeout) against an in-process
@@ -15,7 +15,8 @@ go to stdout and to ``benchmarks/results/reliability-<date>.json``. The default 
 about a quarter of an hour: that is the backoff and the slow answers, measured, not overhead.
 ``--ids 1000 --timeout 1 --fast-backoff`` is the quick test's size and settings (~10 s).
 
-The campaign itself is ``tests/reliability/fault_campaign.py``, shared with the quick test.
+The campaign itself is ``benchmarks/fault_campaign.py``, shared with the quick test in
+``tests/reliability/``.
 """
 
 from __future__ import annotations
@@ -34,8 +35,6 @@ from pathlib import Path
 from typing import Any
 
 HERE = Path(__file__).resolve().parent
-REPO = HERE.parent
-sys.path.insert(0, str(REPO))
 
 
 def log(text: str) -> None:
@@ -64,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     no_proxy = ",".join(filter(None, [os.environ.get("NO_PROXY", ""), "127.0.0.1", "localhost"]))
     os.environ["NO_PROXY"] = os.environ["no_proxy"] = no_proxy
 
-    from tests.reliability.fault_campaign import CampaignConfig, run_campaign
+    from benchmarks.fault_campaign import CampaignConfig, run_campaign
 
     config = CampaignConfig(
         count=args.ids,

@@ -1,7 +1,7 @@
 """The fault-injection campaign: many ids through the operator against a faulty sandbox.
 
 Shared by the quick test (``test_fault_injection.py``, 1,000 ids) and the full-size run
-(``benchmarks/reliability.py``, 10,000 ids, default settings). One campaign:
+(``python -m benchmarks.reliability``, 10,000 ids, default settings). One campaign:
 
 1. starts an in-process sandbox that injects the issue's fault mix per request;
 2. runs ``MarkWhatsAppReadOperator.execute`` on every id (the code path of a DAG task);
