@@ -1,4 +1,4 @@
-"""Benchmarks of airflow-provider-nxcloud against the sandbox: ``.venv/bin/python benchmarks/run.py``.
+"""Benchmarks of airflow-provider-nxcloud against the sandbox: ``.venv/bin/python -m benchmarks.run``.
 
 Runs every measure of benchmarks/README.md against NXCloud sandboxes on 127.0.0.1 (separate
 processes, so client and server do not share an interpreter lock) with 50 ms of injected latency,
@@ -27,11 +27,10 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any, TextIO
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
+from benchmarks import clients
+from benchmarks.common import MARK_READ_PATH, SandboxProcess, Stopwatch, Ticker, Timed, log, message_ids
 
-import clients  # noqa: E402  (a script: its directory goes on sys.path first)
-from common import MARK_READ_PATH, SandboxProcess, Stopwatch, Ticker, Timed, log, message_ids  # noqa: E402
+HERE = Path(__file__).resolve().parent
 
 LATENCY_MS = 50.0
 WORKERS = 32
@@ -375,14 +374,15 @@ def rate_statistics(times: list[float], cap: float) -> dict[str, float]:
 
 
 def measure_memory(sandbox: SandboxProcess, sizes: Sizes, env: dict[str, str]) -> Row:
-    from memory_probe import RESULT_MARKER
+    from benchmarks.memory_probe import RESULT_MARKER
 
     log(f"- memory: {sizes.memory:,} records in a fresh process (sandbox without latency)")
     with Ticker("memory"):
         run = subprocess.run(
-            [sys.executable, str(HERE / "memory_probe.py"), "--conn-id", BENCH_FAST_CONN,
+            [sys.executable, "-m", "benchmarks.memory_probe", "--conn-id", BENCH_FAST_CONN,
              "--count", str(sizes.memory), "--workers", str(WORKERS)],
             capture_output=True, text=True, timeout=SUBPROCESS_TIMEOUT, env=env, check=False,
+            cwd=HERE.parent,  # where -m finds the benchmarks package
         )  # fmt: skip
     lines = [line for line in run.stdout.splitlines() if line.startswith(RESULT_MARKER)]
     if run.returncode != 0 or not lines:
