@@ -14,7 +14,7 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any
 
-from benchmarks.common import MARK_READ_PATH
+from airflow_provider_nxcloud.testing.sandbox import MARK_READ_PATH
 
 if TYPE_CHECKING:
     from collections.abc import Callable

@@ -17,7 +17,6 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from types import TracebackType
 
-MARK_READ_PATH = "/api/wa/markMessageAsRead"
 STARTUP_TIMEOUT_SECONDS = 60.0
 
 

@@ -27,8 +27,9 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any, TextIO
 
+from airflow_provider_nxcloud.testing.sandbox import MARK_READ_PATH
 from benchmarks import clients
-from benchmarks.common import MARK_READ_PATH, SandboxProcess, Stopwatch, Ticker, Timed, log, message_ids
+from benchmarks.common import SandboxProcess, Stopwatch, Ticker, Timed, log, message_ids
 
 HERE = Path(__file__).resolve().parent
 
