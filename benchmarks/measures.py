@@ -1,4 +1,8 @@
-"""The measures of benchmarks/README.md, each run against a sandbox and returned as table rows."""
+"""The measures of benchmarks/README.md: each runs what it compares and returns its table rows.
+
+A measure is a function of the run's ``Session`` (its sizes, a sandbox by spec, and where to put
+figures beside the table) returning a list of ``Row``; ``run.py`` lists them in the order they run.
+"""
 
 from __future__ import annotations
 
@@ -7,43 +11,27 @@ import json
 import statistics
 import subprocess
 import sys
-from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING
 
 from airflow_provider_nxcloud.testing.sandbox import MARK_READ_PATH
 from benchmarks import clients
-from benchmarks.common import SandboxProcess, Ticker, log, message_ids
-from benchmarks.config import (
-    BENCH_FAST_CONN,
-    BENCH_LOGGED_CONN,
-    CEILING,
-    HERE,
-    RATE_CAP,
-    SUBPROCESS_TIMEOUT,
-    WORKERS,
-    Sizes,
-)
-from benchmarks.runners import reset, round_trip_ms, run_operator, run_raw, run_sequential
+from benchmarks.common import Ticker, log, message_ids
+from benchmarks.config import CEILING, FAST, LATENT, LOGGED, RATE_CAP, REPO_ROOT, SUBPROCESS_TIMEOUT, WORKERS
+from benchmarks.report import Row
+from benchmarks.runners import reset, round_trip_ms, run_hand_written, run_http_hook, run_operator, run_raw
 
-
-@dataclass
-class Row:
-    key: str
-    measure: str
-    how: str
-    result: str
-    target: str
-    passed: bool
-    value: float
-    details: dict[str, Any] = field(default_factory=dict)
+if TYPE_CHECKING:
+    from benchmarks.common import Timed
+    from benchmarks.session import Session
 
 
 def _ratio(a: float, b: float) -> float:
     return a / b if b else float("inf")
 
 
-def measure_imports(sizes: Sizes) -> Row:
+def import_cost(session: Session) -> list[Row]:
     """``-X importtime`` of the operator module in a fresh interpreter that has airflow.sdk loaded."""
+    sizes = session.sizes
     module = "airflow_provider_nxcloud.operators.whatsapp"
     code = f"import airflow.sdk; import {module}"
     wall_code = (
@@ -67,7 +55,7 @@ def measure_imports(sizes: Sizes) -> Row:
         )
         wall.append(1000 * float(run.stdout.strip().splitlines()[-1]))
     value = statistics.median(importtime)
-    return Row(
+    row = Row(
         "import_cost",
         "import cost",
         "`python -X importtime`: `import airflow.sdk`, then the operator module; median of "
@@ -78,6 +66,7 @@ def measure_imports(sizes: Sizes) -> Row:
         value,
         {"importtime_ms": importtime, "wall_ms": wall},
     )
+    return [row]
 
 
 def _importtime_after(stderr: str, first: str, last: str) -> float:
@@ -102,25 +91,21 @@ def _importtime_after(stderr: str, first: str, last: str) -> float:
     raise RuntimeError(f"-X importtime did not list {first} and then {last}")
 
 
-def measure_against_latency(sandbox: SandboxProcess, sizes: Sizes) -> tuple[list[Row], dict[str, Any]]:
-    from airflow_provider_nxcloud.operators.whatsapp import MarkWhatsAppReadOperator
-
-    rows: list[Row] = []
-    context: dict[str, Any] = {}
+def throughput(session: Session) -> list[Row]:
+    """The operator and the raw client on as many ids; CPU per message from the same two runs."""
+    sizes, context = session.sizes, session.context
+    sandbox = session.sandbox(LATENT)
     rtt = round_trip_ms(sandbox)
     context["round_trip_ms"] = round(rtt, 2)
     context["effective_ceiling_msg_per_s"] = round(WORKERS / (rtt / 1000), 1)
     log(f"- one request on an idle sandbox takes {rtt:.2f} ms (50 ms injected)")
 
-    # Warm-up, not measured: Airflow's first connection lookup initialises its secrets backends and
-    # settings (~1 s, once per process; a task pays it at start-up, not per batch).
-    run_operator(sandbox, message_ids("warm", 64), "warm-up", max_workers=WORKERS)
-    run_raw(sandbox, message_ids("warmraw", 64), "warm-up")
-
-    # Throughput, the raw client beside it, and CPU per message from the same two runs.
     raw = run_raw(sandbox, message_ids("raw", sizes.throughput), "raw client")
     batch = run_operator(
-        sandbox, message_ids("batch", sizes.throughput), "batch throughput", max_workers=WORKERS
+        sandbox,
+        message_ids("batch", sizes.throughput),
+        "batch throughput",
+        max_workers=WORKERS,
     )
     context["raw_client"] = raw.as_dict()
     context["operator"] = batch.as_dict()
@@ -128,8 +113,17 @@ def measure_against_latency(sandbox: SandboxProcess, sizes: Sizes) -> tuple[list
     # Share of one core each process used during the operator's run: neither is CPU-bound.
     context["operator_process_cores"] = round(batch.cpu_seconds / batch.seconds, 3)
     context["sandbox_process_cores"] = round(batch.sandbox_cpu_seconds / batch.seconds, 3)
+    session.notes.append(
+        f"raw client: {100 * context['raw_client_share_of_ceiling']:.1f} % of {CEILING:.0f} msg/s; "
+        f"one request takes {context['round_trip_ms']} ms, so {WORKERS} workers can reach "
+        f"{context['effective_ceiling_msg_per_s']} msg/s. During the batch the benchmark process "
+        f"used {context['operator_process_cores']:.2f} of a core and the sandbox "
+        f"{context['sandbox_process_cores']:.2f}."
+    )
     share = batch.per_second / CEILING
-    rows.append(
+    ratio = _ratio(batch.per_second, raw.per_second)
+    cpu_ratio = _ratio(batch.cpu_ms_per_message, raw.cpu_ms_per_message)
+    return [
         Row(
             "batch_throughput",
             "batch throughput",
@@ -139,10 +133,7 @@ def measure_against_latency(sandbox: SandboxProcess, sizes: Sizes) -> tuple[list
             share >= 0.90,
             batch.per_second,
             batch.as_dict(),
-        )
-    )
-    ratio = _ratio(batch.per_second, raw.per_second)
-    rows.append(
+        ),
         Row(
             "vs_raw_client",
             "vs. raw client",
@@ -152,10 +143,7 @@ def measure_against_latency(sandbox: SandboxProcess, sizes: Sizes) -> tuple[list
             ratio >= 0.9,
             ratio,
             raw.as_dict(),
-        )
-    )
-    cpu_ratio = _ratio(batch.cpu_ms_per_message, raw.cpu_ms_per_message)
-    rows.append(
+        ),
         Row(
             "cpu_per_message",
             "CPU per message",
@@ -165,56 +153,76 @@ def measure_against_latency(sandbox: SandboxProcess, sizes: Sizes) -> tuple[list
             cpu_ratio <= 2,
             cpu_ratio,
             {"operator_cpu_ms": batch.cpu_ms_per_message, "raw_cpu_ms": raw.cpu_ms_per_message},
-        )
-    )
+        ),
+    ]
 
-    # What users would write otherwise, sequential by nature; the provider on the same count.
+
+def vs_sequential(session: Session) -> list[Row]:
+    """What users would write otherwise, sequential by nature; the operator on as many ids."""
+    sizes = session.sizes
+    sandbox = session.sandbox(LATENT)
     small = run_operator(
         sandbox, message_ids("small", sizes.baseline), "provider, baseline size", max_workers=WORKERS
     )
-    context["operator_baseline_size"] = small.as_dict()
-    for key, measure, kind, how in (
-        ("vs_hand_written", "vs. hand-written", "requests", "a sequential `requests.post` loop with signing"),
-        ("vs_http_hook", "vs. HttpHook", "http_hook", "`HttpHook(method='POST').run` per id, same signing"),
-    ):
-        baseline = run_sequential(sandbox, message_ids(kind, sizes.baseline), measure, kind)
-        ratio = _ratio(small.per_second, baseline.per_second)
-        rows.append(
-            Row(
-                key,
-                measure,
-                f"{how}, {sizes.baseline:,} ids; the operator (`max_workers={WORKERS}`) on as many",
-                f"{ratio:.1f}x ({small.per_second:.0f} vs {baseline.per_second:.1f} msg/s)",
-                ">= 25x",
-                ratio >= 25,
-                ratio,
-                baseline.as_dict(),
-            )
-        )
+    session.context["operator_baseline_size"] = small.as_dict()
+    hand_written = run_hand_written(sandbox, message_ids("requests", sizes.baseline), "vs. hand-written")
+    http_hook = run_http_hook(sandbox, message_ids("http_hook", sizes.baseline), "vs. HttpHook")
+    return [
+        _vs_sequential_row(
+            "vs_hand_written", "vs. hand-written", "a sequential `requests.post` loop with signing",
+            small, hand_written, sizes.baseline,
+        ),
+        _vs_sequential_row(
+            "vs_http_hook", "vs. HttpHook", "`HttpHook(method='POST').run` per id, same signing",
+            small, http_hook, sizes.baseline,
+        ),
+    ]  # fmt: skip
 
+
+def _vs_sequential_row(key: str, measure: str, how: str, operator: Timed, baseline: Timed, count: int) -> Row:
+    ratio = _ratio(operator.per_second, baseline.per_second)
+    return Row(
+        key,
+        measure,
+        f"{how}, {count:,} ids; the operator (`max_workers={WORKERS}`) on as many",
+        f"{ratio:.1f}x ({operator.per_second:.0f} vs {baseline.per_second:.1f} msg/s)",
+        ">= 25x",
+        ratio >= 25,
+        ratio,
+        baseline.as_dict(),
+    )
+
+
+def default_settings(session: Session) -> list[Row]:
+    """The operator as a user gets it (default ``max_workers``) against one worker."""
+    from airflow_provider_nxcloud.operators.whatsapp import MarkWhatsAppReadOperator
+
+    sizes = session.sizes
+    sandbox = session.sandbox(LATENT)
     default_workers = inspect.signature(MarkWhatsAppReadOperator.__init__).parameters["max_workers"].default
     default = run_operator(sandbox, message_ids("default", sizes.defaults), "default settings")
     single = run_operator(sandbox, message_ids("single", sizes.defaults), "max_workers=1", max_workers=1)
     ratio = _ratio(default.per_second, single.per_second)
-    rows.append(
-        Row(
-            "default_settings",
-            "default settings",
-            f"the operator's defaults (`max_workers={default_workers}`) vs. `max_workers=1`, "
-            f"{sizes.defaults:,} ids",
-            f"{ratio:.1f}x ({default.per_second:.0f} vs {single.per_second:.1f} msg/s)",
-            "never slower (>= 1x)",
-            ratio >= 1,
-            ratio,
-            {"default": default.as_dict(), "one_worker": single.as_dict()},
-        )
+    row = Row(
+        "default_settings",
+        "default settings",
+        f"the operator's defaults (`max_workers={default_workers}`) vs. `max_workers=1`, "
+        f"{sizes.defaults:,} ids",
+        f"{ratio:.1f}x ({default.per_second:.0f} vs {single.per_second:.1f} msg/s)",
+        "never slower (>= 1x)",
+        ratio >= 1,
+        ratio,
+        {"default": default.as_dict(), "one_worker": single.as_dict()},
     )
-    return rows, context
+    return [row]
 
 
-def measure_rate_cap(sandbox: SandboxProcess, sizes: Sizes) -> Row:
+def rate_cap(session: Session) -> list[Row]:
+    """The operator under ``max_requests_per_second``, judged by when the sandbox saw each request."""
     from airflow_provider_nxcloud.testing import SandboxClient
 
+    sizes = session.sizes
+    sandbox = session.sandbox(LOGGED)
     client = SandboxClient(sandbox.url, timeout=60)
     reset(sandbox)
     ids = message_ids("rate", sizes.rate_cap)
@@ -222,7 +230,7 @@ def measure_rate_cap(sandbox: SandboxProcess, sizes: Sizes) -> Row:
     log(f"- {label}: operator, {len(ids)} ids, max_requests_per_second={RATE_CAP:g}, {WORKERS} workers")
     with Ticker(label):
         ok = clients.operator_run(
-            ids, conn_id=BENCH_LOGGED_CONN, max_workers=WORKERS, max_requests_per_second=RATE_CAP
+            ids, conn_id=LOGGED.conn_id, max_workers=WORKERS, max_requests_per_second=RATE_CAP
         )
     state = client.state()
     requests = [r for r in state["requests"] if r["path"] == MARK_READ_PATH]
@@ -236,7 +244,7 @@ def measure_rate_cap(sandbox: SandboxProcess, sizes: Sizes) -> Row:
     allowed = RATE_CAP + WORKERS
     mean_ok = abs(received["deviation"]) <= 0.05
     window_ok = received["max_in_1s"] <= allowed
-    return Row(
+    row = Row(
         "rate_cap",
         "rate cap",
         f"{len(ids):,} ids, `max_requests_per_second={RATE_CAP:g}`, `max_workers={WORKERS}`; "
@@ -248,6 +256,7 @@ def measure_rate_cap(sandbox: SandboxProcess, sizes: Sizes) -> Row:
         received["mean_per_s"],
         {"received_at": received, "signed_ts": signed, "allowed_per_1s": allowed},
     )
+    return [row]
 
 
 def rate_statistics(times: list[float], cap: float) -> dict[str, float]:
@@ -262,16 +271,18 @@ def rate_statistics(times: list[float], cap: float) -> dict[str, float]:
     return {"mean_per_s": mean, "max_in_1s": most, "deviation": mean / cap - 1}
 
 
-def measure_memory(sandbox: SandboxProcess, sizes: Sizes, env: dict[str, str]) -> Row:
+def memory(session: Session) -> list[Row]:
+    """Peak memory of one big batch, in a fresh interpreter so that nothing else is counted."""
     from benchmarks.memory_probe import RESULT_MARKER
 
+    sizes = session.sizes
+    session.sandbox(FAST)
     log(f"- memory: {sizes.memory:,} records in a fresh process (sandbox without latency)")
     with Ticker("memory"):
         run = subprocess.run(
-            [sys.executable, "-m", "benchmarks.memory_probe", "--conn-id", BENCH_FAST_CONN,
+            [sys.executable, "-m", "benchmarks.memory_probe", "--conn-id", FAST.conn_id,
              "--count", str(sizes.memory), "--workers", str(WORKERS)],
-            capture_output=True, text=True, timeout=SUBPROCESS_TIMEOUT, env=env, check=False,
-            cwd=HERE.parent,  # where -m finds the benchmarks package
+            capture_output=True, text=True, timeout=SUBPROCESS_TIMEOUT, check=False, cwd=REPO_ROOT,
         )  # fmt: skip
     lines = [line for line in run.stdout.splitlines() if line.startswith(RESULT_MARKER)]
     if run.returncode != 0 or not lines:
@@ -279,7 +290,7 @@ def measure_memory(sandbox: SandboxProcess, sizes: Sizes, env: dict[str, str]) -
     probe = json.loads(lines[-1].removeprefix(RESULT_MARKER))
     if probe["marked"] != sizes.memory:
         raise RuntimeError(f"memory probe marked {probe['marked']} of {sizes.memory}")
-    return Row(
+    row = Row(
         "memory",
         "memory",
         f"peak RSS of `execute()` normalising and marking {sizes.memory:,} webhook records "
@@ -290,3 +301,4 @@ def measure_memory(sandbox: SandboxProcess, sizes: Sizes, env: dict[str, str]) -
         probe["delta_mb"],
         probe,
     )
+    return [row]

@@ -34,7 +34,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-HERE = Path(__file__).resolve().parent
+from benchmarks.config import RESULTS_DIR
 
 
 def log(text: str) -> None:
@@ -50,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=12)
     parser.add_argument("--timeout", type=float, help="connection timeout in s (default: the hook's 30)")
     parser.add_argument("--fast-backoff", action="store_true", help="10-50 ms between retries")
-    parser.add_argument("--results", type=Path, default=HERE / "results", help="where the JSON goes")
+    parser.add_argument("--results", type=Path, default=RESULTS_DIR, help="where the JSON goes")
     parser.add_argument("--verbose", action="store_true", help="keep Airflow's INFO logs (every retry)")
     args = parser.parse_args(argv)
 

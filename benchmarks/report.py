@@ -6,13 +6,50 @@ import json
 import os
 import platform
 import sys
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
 from importlib import metadata
 from typing import TYPE_CHECKING, Any, TextIO
+
+from benchmarks.config import CEILING, LATENCY_MS, WORKERS
 
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from benchmarks.measures import Row
+    from benchmarks.config import Sizes
+
+# The table's order; a row whose key is not listed follows these, in the order it was measured.
+TABLE_ORDER = [
+    "batch_throughput",
+    "vs_hand_written",
+    "vs_http_hook",
+    "vs_raw_client",
+    "rate_cap",
+    "cpu_per_message",
+    "memory",
+    "import_cost",
+    "default_settings",
+]
+
+
+@dataclass
+class Row:
+    """One line of the table; ``value`` and ``details`` are for the JSON."""
+
+    key: str
+    measure: str
+    how: str
+    result: str
+    target: str
+    passed: bool
+    value: float
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+def in_table_order(rows: list[Row]) -> list[Row]:
+    return sorted(
+        rows, key=lambda row: TABLE_ORDER.index(row.key) if row.key in TABLE_ORDER else len(TABLE_ORDER)
+    )
 
 
 def machine() -> dict[str, Any]:
@@ -65,3 +102,39 @@ def take_stdout() -> TextIO:
     table_out = os.fdopen(os.dup(1), "w", encoding="utf-8")
     os.dup2(2, 1)
     return table_out
+
+
+def document(
+    rows: list[Row], context: dict[str, Any], sizes: Sizes, *, quick: bool, seconds: float
+) -> dict[str, Any]:
+    """Everything the JSON holds: when, where, with what settings, and the rows in table order."""
+    rows = in_table_order(rows)
+    return {
+        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "quick": quick,
+        "seconds": round(seconds, 1),
+        "machine": machine(),
+        "setup": {
+            "latency_ms": LATENCY_MS,
+            "workers": WORKERS,
+            "ceiling_msg_per_s": CEILING,
+            **asdict(sizes),
+        },
+        "context": context,
+        "rows": [asdict(row) for row in rows],
+        "table": table(rows),
+    }
+
+
+def save(document: dict[str, Any], results: Path) -> None:
+    """``latest.json`` always; a full run is also kept under its date."""
+    write_json(results / "latest.json", document)
+    if not document["quick"]:
+        day = datetime.fromisoformat(document["date"]).date().isoformat()
+        write_json(results / f"{day}.json", document)
+
+
+def show(document: dict[str, Any], notes: list[str], out: TextIO) -> None:
+    print(document["table"], file=out)
+    print("\n" + " ".join([*notes, f"{document['seconds']} s in all."]), file=out)
+    out.flush()
