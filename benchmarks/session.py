@@ -57,7 +57,7 @@ class Session:
     def sandbox(self, spec: SandboxSpec) -> SandboxProcess:
         """
         The sandbox ``spec`` describes, its connections in the environment. A different spec
-        stops the running one first: on two cores an idle sandbox would still be a process more.
+        stops the running one first: on two cores, one sandbox process at a time beside the client.
         """
         if self._running is not None and self._running[0] == spec:
             return self._running[1]
