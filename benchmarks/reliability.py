@@ -25,20 +25,15 @@ import argparse
 import json
 import os
 import platform
-import shutil
 import sys
-import tempfile
 import time
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from benchmarks.common import log, loopback_only, private_airflow_home
 from benchmarks.config import RESULTS_DIR
-
-
-def log(text: str) -> None:
-    print(text, file=sys.stderr, flush=True)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -54,31 +49,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--verbose", action="store_true", help="keep Airflow's INFO logs (every retry)")
     args = parser.parse_args(argv)
 
-    airflow_home = tempfile.mkdtemp(prefix="nxcloud-reliability-airflow-")
-    # A private AIRFLOW_HOME: no secrets backend or config of the machine's own Airflow is used.
-    os.environ["AIRFLOW_HOME"] = airflow_home
-    os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
-    if not args.verbose:  # ~3,500 "retrying" lines otherwise
-        os.environ["AIRFLOW__LOGGING__LOGGING_LEVEL"] = "WARNING"
-    no_proxy = ",".join(filter(None, [os.environ.get("NO_PROXY", ""), "127.0.0.1", "localhost"]))
-    os.environ["NO_PROXY"] = os.environ["no_proxy"] = no_proxy
+    with private_airflow_home("nxcloud-reliability-airflow-"):
+        os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
+        if not args.verbose:  # ~3,500 "retrying" lines otherwise
+            os.environ["AIRFLOW__LOGGING__LOGGING_LEVEL"] = "WARNING"
+        loopback_only()
+        from benchmarks.fault_campaign import CampaignConfig, run_campaign
 
-    from benchmarks.fault_campaign import CampaignConfig, run_campaign
-
-    config = CampaignConfig(
-        count=args.ids,
-        mode=args.mode,
-        seed=args.seed,
-        timeout=args.timeout,
-        retry_wait=(0.01, 0.05) if args.fast_backoff else None,
-    )
-    timeout = config.effective_timeout
-    log(f"reliability: {args.ids} ids, faults {config.rates} ({args.mode}), timeout {timeout:g} s")
-    started = time.monotonic()
-    try:
+        config = CampaignConfig(
+            count=args.ids,
+            mode=args.mode,
+            seed=args.seed,
+            timeout=args.timeout,
+            retry_wait=(0.01, 0.05) if args.fast_backoff else None,
+        )
+        timeout = config.effective_timeout
+        log(f"reliability: {args.ids} ids, faults {config.rates} ({args.mode}), timeout {timeout:g} s")
+        started = time.monotonic()
         report = run_campaign(config, os.environ.__setitem__, progress=log)
-    finally:
-        shutil.rmtree(airflow_home, ignore_errors=True)
     wall = round(time.monotonic() - started, 1)
 
     document: dict[str, Any] = {

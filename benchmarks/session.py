@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import tempfile
 from contextlib import ExitStack
 from typing import TYPE_CHECKING, Any
 
-from benchmarks.common import SandboxProcess
+from benchmarks.common import SandboxProcess, loopback_only, private_airflow_home
 from benchmarks.runners import warm_up
 
 if TYPE_CHECKING:
@@ -36,14 +34,9 @@ class Session:
         self._warm = False
 
     def __enter__(self) -> Session:
-        airflow_home = tempfile.mkdtemp(prefix="nxcloud-bench-airflow-")
-        self._stack.callback(shutil.rmtree, airflow_home, ignore_errors=True)
+        self._stack.enter_context(private_airflow_home("nxcloud-bench-airflow-"))
+        loopback_only()
         self._stack.enter_context(self._sandbox_stack)
-        # A private AIRFLOW_HOME: no secrets backend or config of the machine's own Airflow is used.
-        os.environ["AIRFLOW_HOME"] = airflow_home
-        # Only loopback traffic: never route the sandbox's requests through an environment proxy.
-        no_proxy = ",".join(filter(None, [os.environ.get("NO_PROXY", ""), "127.0.0.1", "localhost"]))
-        os.environ["NO_PROXY"] = os.environ["no_proxy"] = no_proxy
         return self
 
     def __exit__(
