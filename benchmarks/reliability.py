@@ -54,7 +54,8 @@ def main(argv: list[str] | None = None) -> int:
         if not args.verbose:  # ~3,500 "retrying" lines otherwise
             os.environ["AIRFLOW__LOGGING__LOGGING_LEVEL"] = "WARNING"
         loopback_only()
-        from benchmarks.fault_campaign import CampaignConfig, run_campaign
+        from benchmarks.fault_campaign import run_campaign
+        from benchmarks.fault_mix import CampaignConfig
 
         config = CampaignConfig(
             count=args.ids,
