@@ -5,8 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-RESULTS_DIR = Path(__file__).resolve().parent / "results"
-REPO_ROOT = RESULTS_DIR.parent.parent  # where ``python -m benchmarks.<module>`` finds the package
+BENCHMARKS_DIR = Path(__file__).resolve().parent
+RESULTS_DIR = BENCHMARKS_DIR / "results"
+REPO_ROOT = BENCHMARKS_DIR.parent  # where ``python -m benchmarks.<module>`` finds the package
 
 LATENCY_MS = 50.0
 WORKERS = 32
