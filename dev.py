@@ -73,7 +73,7 @@ def main() -> None:
         run(BIN / "ruff", "format", "--check", ".")
         run(BIN / "mypy")
     elif job == "bench":
-        run(PYTHON, ROOT / "benchmarks" / "run.py", *args)
+        run(PYTHON, "-m", "benchmarks.run", *args)
 
 
 if __name__ == "__main__":

@@ -14,12 +14,12 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any
 
-from common import MARK_READ_PATH
+from airflow_provider_nxcloud.testing.sandbox import MARK_READ_PATH
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from common import Ticker
+    from benchmarks.common import Ticker
 
 
 def user_signed_request(

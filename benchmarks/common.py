@@ -1,4 +1,6 @@
-"""Shared pieces of the benchmarks: the sandbox process, CPU clocks, ids and a progress ticker."""
+"""Shared pieces of the benchmarks: their Airflow surroundings, the sandbox process, CPU clocks,
+ids and a progress ticker.
+"""
 
 from __future__ import annotations
 
@@ -6,24 +8,43 @@ import json
 import os
 import queue
 import resource
+import shutil
 import subprocess
 import sys
 import tempfile
 import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
     from types import TracebackType
 
-MARK_READ_PATH = "/api/wa/markMessageAsRead"
 STARTUP_TIMEOUT_SECONDS = 60.0
 
 
 def log(text: str) -> None:
     """Progress goes to stderr so that stdout holds only the table."""
     print(text, file=sys.stderr, flush=True)
+
+
+@contextmanager
+def private_airflow_home(prefix: str) -> Iterator[None]:
+    """A throwaway AIRFLOW_HOME: no secrets backend or config of the machine's own Airflow is used."""
+    home = tempfile.mkdtemp(prefix=prefix)
+    os.environ["AIRFLOW_HOME"] = home
+    try:
+        yield
+    finally:
+        shutil.rmtree(home, ignore_errors=True)
+
+
+def loopback_only() -> None:
+    """Never route the sandbox's requests through a proxy from the environment."""
+    no_proxy = ",".join(filter(None, [os.environ.get("NO_PROXY", ""), "127.0.0.1", "localhost"]))
+    os.environ["NO_PROXY"] = os.environ["no_proxy"] = no_proxy
 
 
 def process_cpu_seconds() -> float:

@@ -12,13 +12,9 @@ import gc
 import json
 import os
 import resource
-import sys
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from common import message_ids
+from benchmarks.common import message_ids
 
 RESULT_MARKER = "MEMORY_PROBE_RESULT "
 

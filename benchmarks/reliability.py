@@ -1,4 +1,4 @@
-"""Reliability under faults, full size: ``.venv/bin/python benchmarks/reliability.py``.
+"""Reliability under faults, full size: ``.venv/bin/python -m benchmarks.reliability``.
 
 10,000 ids through ``MarkWhatsAppReadOperator.execute`` (the code path of a DAG task) with
 every default (8 workers, 5 retries, 0.5-30 s backoff, 30 s timeout) against an in-process
@@ -15,7 +15,8 @@ go to stdout and to ``benchmarks/results/reliability-<date>.json``. The default 
 about a quarter of an hour: that is the backoff and the slow answers, measured, not overhead.
 ``--ids 1000 --timeout 1 --fast-backoff`` is the quick test's size and settings (~10 s).
 
-The campaign itself is ``tests/reliability/fault_campaign.py``, shared with the quick test.
+The campaign itself is ``benchmarks/fault_campaign.py``, shared with the quick test in
+``tests/reliability/``.
 """
 
 from __future__ import annotations
@@ -24,22 +25,15 @@ import argparse
 import json
 import os
 import platform
-import shutil
 import sys
-import tempfile
 import time
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-HERE = Path(__file__).resolve().parent
-REPO = HERE.parent
-sys.path.insert(0, str(REPO))
-
-
-def log(text: str) -> None:
-    print(text, file=sys.stderr, flush=True)
+from benchmarks.common import log, loopback_only, private_airflow_home
+from benchmarks.config import RESULTS_DIR
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -51,35 +45,29 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=12)
     parser.add_argument("--timeout", type=float, help="connection timeout in s (default: the hook's 30)")
     parser.add_argument("--fast-backoff", action="store_true", help="10-50 ms between retries")
-    parser.add_argument("--results", type=Path, default=HERE / "results", help="where the JSON goes")
+    parser.add_argument("--results", type=Path, default=RESULTS_DIR, help="where the JSON goes")
     parser.add_argument("--verbose", action="store_true", help="keep Airflow's INFO logs (every retry)")
     args = parser.parse_args(argv)
 
-    airflow_home = tempfile.mkdtemp(prefix="nxcloud-reliability-airflow-")
-    # A private AIRFLOW_HOME: no secrets backend or config of the machine's own Airflow is used.
-    os.environ["AIRFLOW_HOME"] = airflow_home
-    os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
-    if not args.verbose:  # ~3,500 "retrying" lines otherwise
-        os.environ["AIRFLOW__LOGGING__LOGGING_LEVEL"] = "WARNING"
-    no_proxy = ",".join(filter(None, [os.environ.get("NO_PROXY", ""), "127.0.0.1", "localhost"]))
-    os.environ["NO_PROXY"] = os.environ["no_proxy"] = no_proxy
+    with private_airflow_home("nxcloud-reliability-airflow-"):
+        os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
+        if not args.verbose:  # ~3,500 "retrying" lines otherwise
+            os.environ["AIRFLOW__LOGGING__LOGGING_LEVEL"] = "WARNING"
+        loopback_only()
+        from benchmarks.fault_campaign import run_campaign
+        from benchmarks.fault_mix import CampaignConfig
 
-    from tests.reliability.fault_campaign import CampaignConfig, run_campaign
-
-    config = CampaignConfig(
-        count=args.ids,
-        mode=args.mode,
-        seed=args.seed,
-        timeout=args.timeout,
-        retry_wait=(0.01, 0.05) if args.fast_backoff else None,
-    )
-    timeout = config.effective_timeout
-    log(f"reliability: {args.ids} ids, faults {config.rates} ({args.mode}), timeout {timeout:g} s")
-    started = time.monotonic()
-    try:
+        config = CampaignConfig(
+            count=args.ids,
+            mode=args.mode,
+            seed=args.seed,
+            timeout=args.timeout,
+            retry_wait=(0.01, 0.05) if args.fast_backoff else None,
+        )
+        timeout = config.effective_timeout
+        log(f"reliability: {args.ids} ids, faults {config.rates} ({args.mode}), timeout {timeout:g} s")
+        started = time.monotonic()
         report = run_campaign(config, os.environ.__setitem__, progress=log)
-    finally:
-        shutil.rmtree(airflow_home, ignore_errors=True)
     wall = round(time.monotonic() - started, 1)
 
     document: dict[str, Any] = {

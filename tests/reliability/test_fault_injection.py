@@ -9,7 +9,7 @@ and the backoff between retries is 10-50 ms instead of 0.5-30 s. Retry-After is 
 Faults are scripted per id from a seeded generator with the same per-request probabilities,
 so the outcome is deterministic: with seed 12 exactly one id meets six faults in a row and
 must end failed (retryable, with its reason) after the first run, and the second run finishes
-it. ``benchmarks/reliability.py`` runs the full size (10,000 ids) with every default and live
+it. ``python -m benchmarks.reliability`` runs the full size (10,000 ids) with every default and live
 per-request faults.
 """
 
@@ -17,7 +17,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from tests.reliability.fault_campaign import CampaignConfig, run_campaign
+from benchmarks.fault_campaign import run_campaign
+from benchmarks.fault_mix import CampaignConfig
 
 if TYPE_CHECKING:
     import pytest

@@ -1,0 +1,1 @@
+"""Benchmarks of the provider, run from the repository root: ``python -m benchmarks.run``."""
