@@ -6,6 +6,7 @@ import random
 from dataclasses import dataclass, field
 from typing import Literal
 
+from airflow_provider_nxcloud.get_provider_info import CONN_FIELDS
 from airflow_provider_nxcloud.testing.sandbox import FAULT_KINDS
 
 # Per request: 10 % code -1, 5 % code 9001, 5 % HTTP 503, 2 % HTTP 429 (Retry-After: 1),
@@ -19,7 +20,8 @@ ISSUE_FAULT_RATES: dict[str, float] = {
     "html": 0.01,
     "slow": 0.01,
 }
-DEFAULT_MAX_RETRIES = 5  # the hook's default, used when the connection does not say
+# The hook's default, used when the connection does not say.
+DEFAULT_MAX_RETRIES: int = CONN_FIELDS["max_retries"]["schema"]["default"]
 
 
 def campaign_ids(count: int) -> list[str]:
