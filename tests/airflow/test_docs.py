@@ -116,3 +116,10 @@ def test_readme_python_snippet(
     monkeypatch.setenv("AIRFLOW_CONN_NXCLOUD_DEFAULT", json.dumps({"conn_type": "nxcloud"}))
 
     runpy.run_path(str(snippet), run_name="__main__")
+
+
+def test_the_readme_dag_is_the_example_file() -> None:
+    """The sandbox snippet imports "the DAG file above": the README must show that file's code."""
+    (dag_snippet,) = [block for block in readme_blocks("python") if "def example_nxcloud_mark_read" in block]
+
+    assert dag_snippet in (DAGS_FOLDER / "example_nxcloud_mark_read.py").read_text()
