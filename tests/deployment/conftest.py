@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING
 import pytest
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from _pytest.terminal import TerminalReporter
 
 # (scenario, measure, value), in the order measured; printed after the run.
@@ -14,7 +16,7 @@ FIGURES: list[tuple[str, str, str]] = []
 
 
 @pytest.fixture
-def figure(request: pytest.FixtureRequest) -> object:
+def figure(request: pytest.FixtureRequest) -> Callable[[str, object], None]:
     """``figure(measure, value)`` records one measured figure under the test's scenario name."""
     scenario = request.node.name.removeprefix("test_")
 
