@@ -100,8 +100,9 @@ class Service:
     def stop(self, sig: int = signal.SIGTERM) -> None:
         """Stop the session's group and every descendant that left it.
 
-        Airflow's task supervisor moves each task into a process group of its own, so killing
-        the worker's group alone leaves the task running (and sending) as an orphan.
+        Airflow's task supervisor moves each task into a process group of its own
+        (``os.setpgid`` in ``airflow.sdk.execution_time.supervisor``), which a signal to the
+        worker's group does not reach.
         """
         strays = descendants(self.process.pid)
         stop_process_group(self.process, sig=sig, grace_seconds=30)
