@@ -1,4 +1,4 @@
-"""Developer entry point that needs nothing but python3: ``python3 dev.py demo|test|lint|bench``.
+"""Developer entry point that needs nothing but python3: ``python3 dev.py demo|test|e2e|lint|bench``.
 
 It creates ``.venv`` (with uv: Airflow installs in about 10 s instead of 40), installs the provider
 with its dev extras, and runs the requested job inside it.
@@ -6,6 +6,7 @@ with its dev extras, and runs the requested job inside it.
 
 from __future__ import annotations
 
+import glob
 import os
 import shutil
 import subprocess
@@ -42,32 +43,49 @@ def ensure_venv() -> None:
     # Compiled bytecode halves `import airflow` when PYTHONDONTWRITEBYTECODE is set.
     run(
         uv, "pip", "install", "--quiet", "--compile-bytecode", "--python", PYTHON,
-        f"apache-airflow=={AIRFLOW_VERSION}", "-e", ".[dev,bench]",
+        f"apache-airflow=={AIRFLOW_VERSION}", "-e", ".[dev,bench,deploy]",
         env=env,
     )  # fmt: skip
     STAMP.write_text(wanted)
 
 
-def ensure_chromium() -> None:
-    """The connection-form test drives Debian's Chromium (browsers cannot be downloaded here)."""
-    if Path("/usr/bin/chromium").exists() or not shutil.which("apt-get") or os.geteuid() != 0:
+def ensure_debian_packages(*packages: tuple[str, str]) -> None:
+    """Install the Debian ``(package, file it provides)`` pairs whose file is missing.
+
+    Only as root with apt-get (CI, this sandbox); elsewhere the tests needing them skip or say
+    what is missing.
+    """
+    missing = [package for package, provides in packages if not glob.glob(provides)]
+    if not missing or not shutil.which("apt-get") or os.geteuid() != 0:
         return
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
     run("apt-get", "update", "-qq", env=env)
-    run("apt-get", "install", "-y", "-qq", "--no-install-recommends", "chromium", env=env)
+    run("apt-get", "install", "-y", "-qq", "--no-install-recommends", *missing, env=env)
+
+
+# The connection-form test drives Debian's Chromium (browsers cannot be downloaded here).
+CHROMIUM = ("chromium", "/usr/bin/chromium")
+# The deployment tests start throwaway PostgreSQL clusters and a Redis broker.
+DEPLOYMENT_SERVERS = (
+    ("postgresql", "/usr/lib/postgresql/*/bin/initdb"),
+    ("redis-server", "/usr/bin/redis-server"),
+)
 
 
 def main() -> None:
     job = sys.argv[1] if len(sys.argv) > 1 else "help"
     args = sys.argv[2:]
-    if job not in {"demo", "test", "lint", "bench"}:
-        sys.exit("usage: python3 dev.py demo | test [pytest args] | lint | bench [--quick]")
+    if job not in {"demo", "test", "e2e", "lint", "bench"}:
+        sys.exit("usage: python3 dev.py demo | test|e2e [pytest args] | lint | bench [--quick]")
     ensure_venv()
     if job == "demo":
         run(PYTHON, ROOT / "demo" / "run_demo.py", *args)
     elif job == "test":
-        ensure_chromium()
+        ensure_debian_packages(CHROMIUM)
         run(PYTHON, "-m", "pytest", *args)
+    elif job == "e2e":
+        ensure_debian_packages(*DEPLOYMENT_SERVERS)
+        run(PYTHON, "-m", "pytest", "-m", "deployment", "tests/deployment", *args)
     elif job == "lint":
         run(BIN / "ruff", "check", ".")
         run(BIN / "ruff", "format", "--check", ".")

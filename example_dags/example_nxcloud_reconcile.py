@@ -11,8 +11,14 @@ and writes the outcome back, even when the mark task failed:
 
 A run that dies halfway loses nothing: whatever was not written back is still unread and the
 next run marks it (marking twice is harmless for WhatsApp). The inbox is reached through the
-Airflow connection ``nxcloud_inbox``, SQLite here (``sqlite:////path/inbox.db``); point it at
-Postgres or MySQL and nothing else changes.
+Airflow connection ``nxcloud_inbox``; point it at SQLite, Postgres or MySQL and nothing else
+changes. For example:
+
+    export AIRFLOW_CONN_NXCLOUD_INBOX='{"conn_type": "sqlite", "host": "/abs/path/inbox.db"}'
+    export AIRFLOW_CONN_NXCLOUD_INBOX='postgresql://user:password@db-host:5432/inbox'
+
+(The SQLite provider needs the path as the host: in URI form ``sqlite://%2Fabs%2Fpath%2Finbox.db``.
+``sqlite:////abs/path/inbox.db`` fails with ``invalid uri authority``.)
 """
 
 from __future__ import annotations
