@@ -77,9 +77,9 @@ class BatchResult:
     def describe_requests(self) -> str:
         """What the task log says about requests, and how many one request per conversation saved."""
         return (
-            f"{self.requests} requests sent (retries included) for {self.conversations} conversations; "
-            f"{self.marked_with_newer} messages were marked through a newer message of their "
-            f"conversation, {self.marked_with_newer} requests saved"
+            f"{self.requests} requests (retries included) for {self.conversations} conversations; "
+            f"{self.marked_with_newer} requests saved by marking messages through a newer one of "
+            "their conversation"
         )
 
     def describe_failure(self) -> str:
