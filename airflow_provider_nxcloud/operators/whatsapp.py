@@ -55,8 +55,9 @@ class MarkWhatsAppReadOperator(BaseOperator):
          "failed": [{message_id, business_phone, code, reason, retryable}],
          "not_attempted": [ids], "counts": {...}}
 
-    :param message_ids: ids, records (``id``/``message_id``, ``business_phone``, ``timestamp``),
-        webhook payloads, or an XComArg of any of these; nested lists are flattened. (templated)
+    :param message_ids: ids, records (``id``/``message_id``, ``business_phone``, ``from``,
+        ``timestamp``), webhook payloads, or an XComArg of any of these; nested lists are
+        flattened. (templated)
     :param business_phone: merchant number for records without one; default: the
         connection's ``business_phone`` extra. (templated)
     :param nxcloud_conn_id: the ``nxcloud`` connection. (templated)
