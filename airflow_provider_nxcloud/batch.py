@@ -245,8 +245,9 @@ def run_batch(
     options = options or BatchOptions()
     started = time.monotonic()
     result = BatchResult(duplicates=batch.duplicates)
-    age = f"older than {batch.max_age_days:g} days: WhatsApp cannot mark it read"
-    result.skipped.extend(Outcome(m, "skipped", None, age) for m in batch.too_old)
+    if batch.too_old:  # never with max_age_days None (no age check), which ``:g`` cannot format
+        age = f"older than {batch.max_age_days:g} days: WhatsApp cannot mark it read"
+        result.skipped.extend(Outcome(m, "skipped", None, age) for m in batch.too_old)
 
     todo = batch.messages
     # Too-old messages are already out: a thread's newest is its newest still markable message.

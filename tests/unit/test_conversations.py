@@ -399,3 +399,12 @@ def test_every_id_comes_out_once_and_marked_is_exactly_each_thread_up_to_its_mar
         assert result.not_attempted == []
     else:
         assert result.state == "failed"
+
+
+def test_without_an_age_limit_old_messages_are_sent() -> None:
+    client = FakeClient()
+
+    result = run([record("ancient", age=400 * DAY)], client, max_message_age_days=None)
+
+    assert client.sent == ["ancient"]
+    assert marked(result) == ["ancient"]
