@@ -120,6 +120,21 @@ def test_the_operator_groups_by_default_and_opts_out(
     assert one_each["marked"] == grouped["marked"], "the same result, in the same shape"
 
 
+def test_the_task_log_says_how_many_requests_grouping_saved(
+    seeded: NxCloudSandbox, inbox: list[dict[str, Any]], capfd: pytest.CaptureFixture[str]
+) -> None:
+    from airflow_provider_nxcloud.operators.whatsapp import MarkWhatsAppReadOperator
+
+    MarkWhatsAppReadOperator(task_id="mark", message_ids=inbox).execute(context={})
+
+    # The task logger writes through Airflow's structlog set-up, to the output, not to caplog.
+    output = capfd.readouterr()
+    assert (
+        "NXCloud: 3 requests (retries included) for 3 conversations; 6 requests saved by marking "
+        "messages through a newer one of their conversation"
+    ) in output.out + output.err
+
+
 # -- the sandbox's conversations --
 
 
