@@ -3,6 +3,8 @@
 The client (the hook) does the retrying and the rate cap, per request and retries included;
 this module decides what each final answer means for the message and for the batch, and keeps
 every message accounted for: each ends ``marked``, ``skipped``, ``failed`` or ``not_attempted``.
+By default it sends one request per conversation (``conversations.py``): the newest message of a
+customer's thread, then the next newest only if that one failed for itself.
 It depends on the small ``MarkReadClient`` protocol, never on the hook, so imports point down.
 """
 
@@ -18,6 +20,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
+from airflow_provider_nxcloud.conversations import units_to_send
 from airflow_provider_nxcloud.exceptions import (
     CONFIGURATION_CODES,
     TRANSIENT_CODES,
@@ -30,6 +33,7 @@ from airflow_provider_nxcloud.messages import normalise_messages
 from airflow_provider_nxcloud.results import BatchResult, Outcome, Status
 
 if TYPE_CHECKING:
+    from airflow_provider_nxcloud.conversations import Unit
     from airflow_provider_nxcloud.messages import Message, NormalisedInput
 
 # What a user may ask for a code in ``code_actions``.
@@ -48,6 +52,10 @@ class MarkReadClient(Protocol):
     @property
     def business_phone(self) -> str | None:
         """The default business phone, for messages without one."""
+
+    @property
+    def requests_sent(self) -> int:
+        """HTTP requests sent so far, every attempt (retries) included; the batch reports its share."""
 
     def ready_for_threads(self, workers: int) -> None:
         """Size shared resources for ``workers`` threads; called once, before they start."""
@@ -100,15 +108,30 @@ class BatchOptions:
     max_workers: int = 8
     code_actions: Mapping[int, CodeAction] = field(default_factory=dict)
     max_message_age_days: float | None = 30
+    one_request_per_conversation: bool = True
 
     @classmethod
     def checked(
-        cls, *, max_workers: Any = 8, code_actions: Any = None, max_message_age_days: Any = 30
+        cls,
+        *,
+        max_workers: Any = 8,
+        code_actions: Any = None,
+        max_message_age_days: Any = 30,
+        one_request_per_conversation: Any = True,
     ) -> BatchOptions:
         check_positive("max_workers", max_workers, integer=True)
         if max_message_age_days is not None:
             check_positive("max_message_age_days", max_message_age_days, integer=False)
-        return cls(max_workers, validate_code_actions(code_actions), max_message_age_days)
+        if not isinstance(one_request_per_conversation, bool):
+            raise NxCloudConfigError(
+                f"one_request_per_conversation must be True or False, got {one_request_per_conversation!r}"
+            )
+        return cls(
+            max_workers,
+            validate_code_actions(code_actions),
+            max_message_age_days,
+            one_request_per_conversation,
+        )
 
     @cached_property
     def retry_codes(self) -> frozenset[int]:
@@ -172,6 +195,45 @@ def _mark_one(client: MarkReadClient, message: Message, options: BatchOptions) -
     return Outcome(message, "marked", 0)
 
 
+def _mark_unit(
+    client: MarkReadClient,
+    todo: list[Message],
+    unit: Unit,
+    outcomes: list[Outcome | None],
+    options: BatchOptions,
+    stop: threading.Event,
+) -> bool:
+    """
+    Send a unit's messages newest first until one is marked; True when an answer aborts the batch.
+
+    Marked: the older ones are marked with it. Failed or skipped for itself (a deleted message,
+    9000, a code the user maps to skip or fail): the next newest is sent. Transient (after the
+    client's retries): the older ones stay unread and retryable. An abort, here or in another
+    thread, leaves the rest of the thread ``not_attempted``: nothing was sent for them.
+    """
+    for position, index in enumerate(unit):
+        if position and stop.is_set():
+            return False
+        outcome = _mark_one(client, todo[index], options)
+        outcomes[index] = outcome
+        if outcome.status == "aborted":
+            return True
+        older = unit[position + 1 :]
+        if outcome.status == "marked":
+            for other in older:
+                outcomes[other] = Outcome(todo[other], "marked", 0, via=outcome.message)
+            return False
+        if outcome.status == "retryable":
+            reason = (
+                f"not sent: {outcome.message.message_id}, newer in the same conversation, failed "
+                f"transiently ({outcome.reason})"
+            )
+            for other in older:
+                outcomes[other] = Outcome(todo[other], "retryable", outcome.code, reason)
+            return False
+    return False
+
+
 def run_batch(
     client: MarkReadClient,
     batch: NormalisedInput,
@@ -183,25 +245,27 @@ def run_batch(
     options = options or BatchOptions()
     started = time.monotonic()
     result = BatchResult(duplicates=batch.duplicates)
-    age = f"older than {batch.max_age_days:g} days: WhatsApp cannot mark it read"
-    result.skipped.extend(Outcome(m, "skipped", None, age) for m in batch.too_old)
+    if batch.too_old:  # never with max_age_days None (no age check), which ``:g`` cannot format
+        age = f"older than {batch.max_age_days:g} days: WhatsApp cannot mark it read"
+        result.skipped.extend(Outcome(m, "skipped", None, age) for m in batch.too_old)
 
     todo = batch.messages
+    # Too-old messages are already out: a thread's newest is its newest still markable message.
+    units, result.conversations = units_to_send(todo, grouped=options.one_request_per_conversation)
     outcomes: list[Outcome | None] = [None] * len(todo)
-    if todo:
-        workers = min(options.max_workers, len(todo))
+    if units:
+        workers = min(options.max_workers, len(units))
         client.ready_for_threads(workers)
-        next_index = itertools.count()  # next() on a count is atomic under the GIL
+        requests_before = client.requests_sent
+        next_unit = itertools.count()  # next() on a count is atomic under the GIL
         stop = threading.Event()
 
         def work() -> None:
             while not stop.is_set():
-                index = next(next_index)
-                if index >= len(todo):
+                index = next(next_unit)
+                if index >= len(units):
                     return
-                outcome = _mark_one(client, todo[index], options)
-                outcomes[index] = outcome
-                if outcome.status == "aborted":
+                if _mark_unit(client, todo, units[index], outcomes, options, stop):
                     stop.set()
 
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="nxcloud") as pool:
@@ -216,12 +280,15 @@ def run_batch(
                 stop.set()
             for future in futures:
                 future.result()
+        result.requests = client.requests_sent - requests_before
 
     for message, outcome in zip(todo, outcomes, strict=True):
         if outcome is None:
             result.not_attempted.append(message)
         elif outcome.status == "marked":
             result.marked.append(message)
+            if outcome.via is not None:
+                result.marked_with_newer += 1
         elif outcome.status == "skipped":
             result.skipped.append(outcome)
         else:

@@ -223,7 +223,8 @@ def normalise_messages(
             message_id = _message_id(raw_id, f"{where}.id")
             raw_phone = _phone_of(item) or inherited_phone
             timestamp = _timestamp(item.get("timestamp"), where)
-            sender = _text(item["from"]) if item.get("from") is not None else None
+            # An empty customer is no customer: such a record is sent on its own, like a bare id.
+            sender = (_text(item["from"]).strip() or None) if item.get("from") is not None else None
         else:
             message_id = _message_id(item, where)
         if raw_phone is not None:

@@ -20,6 +20,8 @@ class Outcome:
     status: Status
     code: int | None = None
     reason: str = ""
+    # Marked without a request of its own: by this newer message of its conversation.
+    via: Message | None = None
 
 
 @dataclass
@@ -33,6 +35,11 @@ class BatchResult:
     duplicates: int = 0
     abort: Outcome | None = None
     elapsed_seconds: float = 0.0
+    # Requests the client sent for this batch (retries included), the conversations its
+    # messages belong to, and how many were marked through a newer message: requests saved.
+    requests: int = 0
+    conversations: int = 0
+    marked_with_newer: int = 0
 
     @property
     def total(self) -> int:
@@ -57,12 +64,23 @@ class BatchResult:
             "failed": len(self.failed),
             "not_attempted": len(self.not_attempted),
             "duplicates": self.duplicates,
+            "requests": self.requests,
+            "conversations": self.conversations,
         }
 
     def summary(self) -> str:
         counts = self.counts()
-        text = ", ".join(f"{counts[k]} {k.replace('_', ' ')}" for k in counts if k != "total")
+        shown = ("marked", "skipped", "failed", "not_attempted", "duplicates")
+        text = ", ".join(f"{counts[k]} {k.replace('_', ' ')}" for k in shown)
         return f"{counts['total']} messages: {text}"
+
+    def describe_requests(self) -> str:
+        """What the task log says about requests, and how many one request per conversation saved."""
+        return (
+            f"{self.requests} requests (retries included) for {self.conversations} conversations; "
+            f"{self.marked_with_newer} requests saved by marking messages through a newer one of "
+            "their conversation"
+        )
 
     def describe_failure(self) -> str:
         """One paragraph saying why the batch did not succeed and what to do."""

@@ -99,6 +99,8 @@ class NxCloudHook(BaseHook):
         self._pool_size = 10
         self._transport_lock = threading.Lock()
         self._cancelled = threading.Event()
+        self._requests_sent = 0
+        self._requests_lock = threading.Lock()
 
     # -- connection form (Airflow 2.x; 3.2+ reads the same definition from provider metadata) --
 
@@ -185,6 +187,11 @@ class NxCloudHook(BaseHook):
             log=self.log,
         )
 
+    @property
+    def requests_sent(self) -> int:
+        """HTTP requests this hook has sent: every attempt, retries and re-signed ones included."""
+        return self._requests_sent
+
     def cancel(self) -> None:
         """
         Give up retrying, from any thread (the task is being killed): backoff waits end now and
@@ -242,6 +249,8 @@ class NxCloudHook(BaseHook):
             access_secret=settings.access_secret,
             algorithm=settings.algorithm,
         )
+        with self._requests_lock:  # += is not atomic across threads
+            self._requests_sent += 1
         answer = self._transport.post(path, headers, payload)
         return interpret(answer, retry_codes)
 
@@ -290,15 +299,21 @@ class NxCloudHook(BaseHook):
         max_workers: int = 8,
         code_actions: CodeActions | None = None,
         max_message_age_days: float | None = 30,
+        one_request_per_conversation: bool = True,
     ) -> BatchResult:
         """
         Mark many messages concurrently under this hook's rate cap; never raises for a message.
 
         ``messages`` takes everything the operator's ``message_ids`` does (ids, records, webhook
-        payloads). Invalid input raises NxCloudConfigError before any request is sent.
+        payloads). Invalid input raises NxCloudConfigError before any request is sent. Records
+        with ``from`` and ``timestamp`` are sent one request per conversation unless
+        ``one_request_per_conversation`` is False.
         """
         options = BatchOptions.checked(
-            max_workers=max_workers, code_actions=code_actions, max_message_age_days=max_message_age_days
+            max_workers=max_workers,
+            code_actions=code_actions,
+            max_message_age_days=max_message_age_days,
+            one_request_per_conversation=one_request_per_conversation,
         )
         return mark_messages(self, messages, business_phone=business_phone, options=options)
 

@@ -27,13 +27,17 @@ def _checked_options(
     max_requests_per_second: Any = None,
     max_message_age_days: Any = 30,
     code_actions: Any = None,
+    one_request_per_conversation: Any = True,
     **_other_arguments: Any,
 ) -> BatchOptions:
     """The one argument check, shared by ``__init__`` and ``partial()``: pure, no I/O."""
     if max_requests_per_second is not None:
         check_positive("max_requests_per_second", max_requests_per_second, integer=False)
     return BatchOptions.checked(
-        max_workers=max_workers, code_actions=code_actions, max_message_age_days=max_message_age_days
+        max_workers=max_workers,
+        code_actions=code_actions,
+        max_message_age_days=max_message_age_days,
+        one_request_per_conversation=one_request_per_conversation,
     )
 
 
@@ -51,8 +55,9 @@ class MarkWhatsAppReadOperator(BaseOperator):
          "failed": [{message_id, business_phone, code, reason, retryable}],
          "not_attempted": [ids], "counts": {...}}
 
-    :param message_ids: ids, records (``id``/``message_id``, ``business_phone``, ``timestamp``),
-        webhook payloads, or an XComArg of any of these; nested lists are flattened. (templated)
+    :param message_ids: ids, records (``id``/``message_id``, ``business_phone``, ``from``,
+        ``timestamp``), webhook payloads, or an XComArg of any of these; nested lists are
+        flattened. (templated)
     :param business_phone: merchant number for records without one; default: the
         connection's ``business_phone`` extra. (templated)
     :param nxcloud_conn_id: the ``nxcloud`` connection. (templated)
@@ -63,6 +68,10 @@ class MarkWhatsAppReadOperator(BaseOperator):
         e.g. ``{9006: "skip"}``.
     :param max_message_age_days: skip (without a request) messages whose ``timestamp`` is older;
         WhatsApp cannot mark them. None disables the check.
+    :param one_request_per_conversation: records with ``from`` and ``timestamp`` are grouped by
+        (business phone, customer) and only the newest of each thread is sent (the next newest
+        if it fails for itself): WhatsApp marks the earlier messages with it. False: one request
+        per message.
     """
 
     template_fields: Sequence[str] = ("message_ids", "business_phone", "nxcloud_conn_id")
@@ -78,6 +87,7 @@ class MarkWhatsAppReadOperator(BaseOperator):
         max_requests_per_second: float | None = None,
         code_actions: CodeActions | None = None,
         max_message_age_days: float | None = 30,
+        one_request_per_conversation: bool = True,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -87,6 +97,7 @@ class MarkWhatsAppReadOperator(BaseOperator):
             max_requests_per_second=max_requests_per_second,
             max_message_age_days=max_message_age_days,
             code_actions=code_actions,
+            one_request_per_conversation=one_request_per_conversation,
         )
         self.message_ids = message_ids
         self.business_phone = business_phone
@@ -95,6 +106,7 @@ class MarkWhatsAppReadOperator(BaseOperator):
         self.max_requests_per_second = max_requests_per_second
         self.code_actions = self.options.code_actions
         self.max_message_age_days = max_message_age_days
+        self.one_request_per_conversation = one_request_per_conversation
 
     @classmethod
     def partial(cls, **kwargs: Any) -> Any:  # type: ignore[override]
@@ -130,6 +142,7 @@ class MarkWhatsAppReadOperator(BaseOperator):
             raise AirflowFailException(str(error)) from None
         outcome = result.to_dict()
         self.log.info("NXCloud: %s in %.1f s", result.summary(), result.elapsed_seconds)
+        self.log.info("NXCloud: %s", result.describe_requests())
         state = result.state
         if state == "success":
             return outcome

@@ -8,6 +8,7 @@ from airflow_provider_nxcloud.testing.sandbox import (
     DEFAULT_ACCESS_SECRET,
     DEFAULT_BUSINESS_PHONE,
     Faults,
+    InboundMessage,
     NxCloudSandbox,
     RequestRecord,
 )
@@ -17,6 +18,7 @@ __all__ = [
     "DEFAULT_ACCESS_SECRET",
     "DEFAULT_BUSINESS_PHONE",
     "Faults",
+    "InboundMessage",
     "NxCloudSandbox",
     "RequestRecord",
     "SandboxClient",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import signal
 import sys
 import threading
@@ -33,6 +34,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--access-secret", default=DEFAULT_ACCESS_SECRET)
     parser.add_argument("--business-phone", action="append", help="repeatable; known merchant numbers")
     parser.add_argument("--message-ids-file", help="one existing id per line; default: any well-formed id")
+    parser.add_argument(
+        "--inbound-file",
+        help="a JSON list of messages customers sent (id, business_phone, from, timestamp): marking one "
+        "marks the earlier ones of its conversation, and unknown ids get 9099",
+    )
     parser.add_argument("--latency-ms", type=float, default=0.0, help="added to every API request")
     parser.add_argument("--fault", type=_fault, action="append", default=[], help="e.g. --fault 503=0.05")
     parser.add_argument("--seed", type=int)
@@ -44,6 +50,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.message_ids_file:
         with open(args.message_ids_file, encoding="utf-8") as handle:
             message_ids = [line.strip() for line in handle if line.strip()]
+    inbound = []
+    if args.inbound_file:
+        with open(args.inbound_file, encoding="utf-8") as handle:
+            inbound = json.load(handle)
     sandbox = NxCloudSandbox(
         access_key=args.access_key,
         access_secret=args.access_secret,
@@ -54,6 +64,7 @@ def main(argv: list[str] | None = None) -> int:
         clock_skew_ms=args.clock_skew_ms,
         faults=Faults(latency=args.latency_ms / 1000, rates=dict(args.fault), seed=args.seed),
         record_requests=not args.no_request_log,
+        inbound=inbound,
     )
 
     def stop(signum: int, frame: object) -> NoReturn:

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import json
+import urllib.parse
 import urllib.request
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Mapping
 
 
 class SandboxClient:
@@ -27,6 +31,15 @@ class SandboxClient:
     def marked_ids(self, business_phone: str | None = None) -> set[str]:
         marked: dict[str, list[str]] = self.state(since=1 << 62)["marked"]
         return {m for phone, ids in marked.items() if business_phone in (None, phone) for m in ids}
+
+    def read_ids(self, business_phone: str | None = None) -> set[str]:
+        """What customers see as read: the ids marked and the earlier ones of their conversations."""
+        query = f"?{urllib.parse.urlencode({'business_phone': business_phone})}" if business_phone else ""
+        return set(self._request(f"/_sandbox/read{query}")["read"])
+
+    def add_inbound(self, messages: Iterable[Mapping[str, Any]]) -> None:
+        """Seed messages customers sent: records with ``id``, ``business_phone``, ``from``, ``timestamp``."""
+        self._request("/_sandbox/inbound", {"messages": [dict(m) for m in messages]})
 
     def configure(
         self,

@@ -23,12 +23,13 @@ from airflow_provider_nxcloud.testing.state import (
     DEFAULT_BUSINESS_PHONE,
     FAULT_KINDS,
     Faults,
+    InboundMessage,
     RequestRecord,
     SandboxState,
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Iterable, Mapping
 
 __all__ = [
     "DEFAULT_ACCESS_KEY",
@@ -37,6 +38,7 @@ __all__ = [
     "FAULT_KINDS",
     "MARK_READ_PATH",
     "Faults",
+    "InboundMessage",
     "NxCloudSandbox",
     "RequestRecord",
 ]
@@ -86,6 +88,9 @@ class _Handler(BaseHTTPRequestHandler):
         if url.path == "/_sandbox/state":
             since = int(parse_qs(url.query).get("since", ["0"])[0])
             self._reply_json(self.server.state.snapshot(since))
+        elif url.path == "/_sandbox/read":
+            phone = parse_qs(url.query).get("business_phone", [None])[0]
+            self._reply_json({"read": sorted(self.server.state.read_ids(phone))})
         elif url.path == "/_sandbox/health":
             self._reply_json({"ok": True})
         else:
@@ -96,6 +101,15 @@ class _Handler(BaseHTTPRequestHandler):
         path = urlsplit(self.path).path
         if path == "/_sandbox/config":
             self._configure(json.loads(raw or b"{}"))
+            return
+        if path == "/_sandbox/inbound":
+            try:
+                messages = [InboundMessage.from_record(r) for r in json.loads(raw or b"{}")["messages"]]
+            except (ValueError, KeyError, TypeError) as error:
+                self._reply_json({"ok": False, "error": str(error)}, 400)
+                return
+            self.server.state.add_inbound(messages)
+            self._reply_json({"ok": True, "inbound": len(self.server.state.inbound)})
             return
         if path == "/_sandbox/reset":
             self.server.sandbox.reset()
@@ -196,6 +210,10 @@ class NxCloudSandbox:
             assert sandbox.marked_ids() == {"wamid.1"}
 
     :param message_ids: the ids that exist; None accepts any well-formed id.
+    :param inbound: messages customers sent (``InboundMessage``, or webhook-shaped records with
+        ``id``, ``business_phone``, ``from``, ``timestamp``). Once any are seeded, an id that is
+        neither seeded nor in ``message_ids`` gets 9099, and marking one message read also marks
+        the earlier ones of its conversation (``read_ids``).
     :param clock_skew_ms: how far the sandbox clock is ahead of the host's.
     """
 
@@ -211,6 +229,7 @@ class NxCloudSandbox:
         clock_skew_ms: int = 0,
         faults: Faults | None = None,
         record_requests: bool = True,
+        inbound: Iterable[InboundMessage | Mapping[str, Any]] = (),
     ) -> None:
         self.state = SandboxState(
             access_key=access_key,
@@ -220,6 +239,7 @@ class NxCloudSandbox:
             clock_skew_ms=clock_skew_ms,
             faults=faults,
             record_requests=record_requests,
+            inbound=_inbound(inbound),
         )
         self._address = (host, port)
         self._server: _Server | None = None
@@ -280,17 +300,27 @@ class NxCloudSandbox:
     def set_clock_skew(self, milliseconds: int) -> None:
         self.state.clock_skew_ms = milliseconds
 
+    def add_inbound(self, messages: Iterable[InboundMessage | Mapping[str, Any]]) -> None:
+        """Seed messages customers sent (see ``inbound``); seeding one twice is a no-op."""
+        self.state.add_inbound(_inbound(messages))
+
     def reset(self) -> None:
-        """Forget marks, requests and faults (keeps credentials, phones and ids)."""
+        """Forget marks, requests and faults (keeps credentials, phones, ids and inbound messages)."""
         with self.state.lock:
             self.state.mark_counts.clear()
+            self.state.read_up_to.clear()
             self.state.requests.clear()
             self.state.faults_injected.clear()
         self.set_faults(Faults())
 
     # -- what happened --
 
+    def read_ids(self, business_phone: str | None = None) -> set[str]:
+        """What customers see as read: the ids marked and the earlier ones of their conversations."""
+        return self.state.read_ids(business_phone)
+
     def marked_ids(self, business_phone: str | None = None) -> set[str]:
+        """The ids a request marked read (not those read through a newer one: ``read_ids``)."""
         with self.state.lock:
             return {m for (p, m) in self.state.mark_counts if business_phone in (None, p)}
 
@@ -303,3 +333,7 @@ class NxCloudSandbox:
     def requests(self) -> list[RequestRecord]:
         with self.state.lock:
             return list(self.state.requests)
+
+
+def _inbound(messages: Iterable[InboundMessage | Mapping[str, Any]]) -> list[InboundMessage]:
+    return [m if isinstance(m, InboundMessage) else InboundMessage.from_record(m) for m in messages]

@@ -3,7 +3,9 @@
 Checks: required headers (1001), bizType/action (1002), the signature over the exact received
 bytes (1003), ``ts`` within 60 s of its own (skewable) clock (1004), unknown access key (1005),
 body fields (9000), known business phones (9002) and, when told which exist, known message ids
-(9099 otherwise). Pure state behind one lock; ``sandbox.py`` serves it over HTTP.
+(9099 otherwise). Seeded with inbound messages, it knows conversations as WhatsApp does: marking
+one message read marks the earlier ones of its conversation (``read_ids``). Pure state behind
+one lock; ``sandbox.py`` serves it over HTTP.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from airflow_provider_nxcloud.api import READ_ACTION, TS_WINDOW_MS, WHATSAPP_BIZ
 from airflow_provider_nxcloud.signing import ALGORITHMS, SIGNED_HEADERS, compute_sign
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Iterable, Mapping
     from email.message import Message as HeaderMessage
 DEFAULT_ACCESS_KEY = "sandbox-access-key"
 DEFAULT_ACCESS_SECRET = "sandbox-access-secret"
@@ -53,6 +55,32 @@ class Faults:
             raise ValueError("fault rates add up to more than 1")
 
 
+@dataclass(frozen=True)
+class InboundMessage:
+    """A message a customer sent to a business number: what a seeded sandbox knows exists."""
+
+    message_id: str
+    business_phone: str
+    customer: str
+    timestamp: int
+
+    @classmethod
+    def from_record(cls, record: Mapping[str, Any]) -> InboundMessage:
+        """From a webhook-shaped record: ``id``, ``business_phone``, ``from``, ``timestamp``."""
+        try:
+            return cls(
+                str(record["id"]),
+                str(record["business_phone"]),
+                str(record["from"]),
+                int(record["timestamp"]),
+            )
+        except (KeyError, TypeError, ValueError) as error:
+            raise ValueError(
+                f"an inbound message needs id, business_phone, from and timestamp (Unix seconds): "
+                f"{record!r} ({error})"
+            ) from None
+
+
 @dataclass
 class RequestRecord:
     """One request as the sandbox saw it (headers and body as received)."""
@@ -81,6 +109,7 @@ class SandboxState:
         clock_skew_ms: int,
         faults: Faults | None,
         record_requests: bool,
+        inbound: Iterable[InboundMessage] = (),
     ) -> None:
         self.access_key = access_key
         self.access_secret = access_secret
@@ -94,6 +123,38 @@ class SandboxState:
         self.mark_counts: dict[tuple[str, str], int] = {}
         self.requests: list[RequestRecord] = []
         self.faults_injected: dict[str, int] = {}
+        # Seeded messages by (phone, id), each with its place in its conversation: (timestamp,
+        # seeding order), so that of two messages of one second the one seeded later is newer.
+        self.inbound: dict[tuple[str, str], tuple[InboundMessage, tuple[int, int]]] = {}
+        # Per conversation (phone, customer), the place of the newest message marked read.
+        self.read_up_to: dict[tuple[str, str], tuple[int, int]] = {}
+        self.add_inbound(inbound)
+
+    def add_inbound(self, messages: Iterable[InboundMessage]) -> None:
+        """Seed inbound messages (their business phones become known); seeding one twice is a no-op."""
+        with self.lock:
+            for message in messages:
+                key = (message.business_phone, message.message_id)
+                if key not in self.inbound:
+                    self.inbound[key] = (message, (message.timestamp, len(self.inbound)))
+                    self.business_phones.add(message.business_phone)
+
+    def is_unknown(self, business_phone: str, message_id: str) -> bool:
+        """True when the sandbox was told which messages exist and this is none of them (9099)."""
+        if self.message_ids is None and not self.inbound:
+            return False
+        in_ids = self.message_ids is not None and message_id in self.message_ids
+        return not in_ids and (business_phone, message_id) not in self.inbound
+
+    def read_ids(self, business_phone: str | None = None) -> set[str]:
+        """What customers see as read: every id marked, and the earlier ones of its conversation."""
+        with self.lock:
+            read = {m for (p, m) in self.mark_counts if business_phone in (None, p)}
+            for (phone, message_id), (message, place) in self.inbound.items():
+                newest_read = self.read_up_to.get((phone, message.customer))
+                if newest_read is not None and place <= newest_read and business_phone in (None, phone):
+                    read.add(message_id)
+            return read
 
     def set_faults(self, faults: Faults) -> None:
         self.faults = faults
@@ -161,7 +222,7 @@ class SandboxState:
         message_id = body["message_id"]
         if not _WELL_FORMED_ID.match(message_id):
             return 9000, "Parameter exception: message_id", body
-        if self.message_ids is not None and message_id not in self.message_ids:
+        if self.is_unknown(body["business_phone"], message_id):
             return 9099, "(#100) Invalid parameter: message_id not found", body
         if message_id in self.faults.codes:
             code = self.faults.codes[message_id]
@@ -172,6 +233,11 @@ class SandboxState:
         with self.lock:
             key = (business_phone, message_id)
             self.mark_counts[key] = self.mark_counts.get(key, 0) + 1
+            seeded = self.inbound.get(key)
+            if seeded is not None:
+                message, place = seeded
+                conversation = (business_phone, message.customer)
+                self.read_up_to[conversation] = max(place, self.read_up_to.get(conversation, place))
 
     def record(self, record: RequestRecord) -> None:
         with self.lock:

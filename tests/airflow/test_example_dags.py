@@ -41,13 +41,20 @@ def test_reconcile_schedule_is_safe_for_a_15_minute_job() -> None:
     assert dag.task_dict["write_back"].trigger_rule == "all_done"
 
 
+NOW = int(time.time())
+# (message_id, business_phone, sender, received_at): one customer's thread of 12, one message too
+# old to mark, and one deleted before the run (NXCloud does not know it: 9099).
+INBOX_ROWS = [(f"wamid.rec{i}", PHONE, "15550001", NOW - i * 60) for i in range(12)] + [
+    ("wamid.too_old", PHONE, "15550002", NOW - 40 * DAY),
+    ("wamid.gone", PHONE, "15550003", NOW),
+]
+
+
 @pytest.fixture
 def inbox(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     path = tmp_path / "inbox.db"
     ddl = load_dag_module("example_nxcloud_reconcile").INBOX_DDL
-    now = int(time.time())
-    rows = [(f"wamid.rec{i}", PHONE, "15550001", now - i * 60) for i in range(12)]
-    rows += [("wamid.too_old", PHONE, "15550002", now - 40 * DAY), ("wamid.gone", PHONE, "15550003", now)]
+    rows = INBOX_ROWS
     with sqlite3.connect(path) as db:
         db.execute(ddl)
         db.executemany(
@@ -69,12 +76,18 @@ def inbox_rows(path: Path) -> dict[str, tuple[str | None, str | None]]:
 def test_reconcile_marks_writes_back_and_second_run_skips(
     run_dag, nxcloud_sandbox: NxCloudSandbox, inbox: Path
 ) -> None:
-    nxcloud_sandbox.state.message_ids = {f"wamid.rec{i}" for i in range(12)} | {"wamid.too_old"}
+    nxcloud_sandbox.add_inbound(
+        {"id": m, "business_phone": p, "from": sender, "timestamp": ts}
+        for m, p, sender, ts in INBOX_ROWS
+        if m != "wamid.gone"
+    )
 
     first = run_dag("example_nxcloud_reconcile", dag_id="example_nxcloud_reconcile")
 
     expected = {f"wamid.rec{i}" for i in range(12)}
-    assert nxcloud_sandbox.marked_ids() == expected
+    assert nxcloud_sandbox.marked_ids() == {"wamid.rec0"}, "one request for the thread: its newest"
+    assert nxcloud_sandbox.read_ids() == expected, "and the customer sees all 12 read"
+    assert len(nxcloud_sandbox.requests) == 2  # the thread's newest, and the deleted message
     rows = inbox_rows(inbox)
     assert {m for m, (read_at, _) in rows.items() if read_at} == expected
     assert rows["wamid.too_old"][1] == "skipped: older than 30 days: WhatsApp cannot mark it read"
@@ -82,6 +95,7 @@ def test_reconcile_marks_writes_back_and_second_run_skips(
     assert rows["wamid.gone"][1] is not None and rows["wamid.gone"][1].startswith("failed: code 9099")
     assert first.task_state("mark_read") == "failed", "an unknown id is a permanent failure"
     assert first.xcom("write_back") == {"read": 12, "errors": 2}
+    assert first.xcom("mark_read")["counts"]["requests"] == 2
     requests_after_first = len(nxcloud_sandbox.requests)
 
     second = run_dag("example_nxcloud_reconcile", dag_id="example_nxcloud_reconcile")
@@ -104,4 +118,5 @@ def test_sharded_backlog_is_mapped_in_chunks_and_summed(
     assert nxcloud_sandbox.marked_ids() == {f"wamid.rec{i}" for i in range(12)} | {"wamid.gone"}
     assert result.xcom("summarise") == {
         "total": 14, "marked": 13, "skipped": 1, "failed": 0, "not_attempted": 0, "duplicates": 0,
+        "requests": 13, "conversations": 0,
     }  # fmt: skip

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from airflow_provider_nxcloud.testing import Faults
+from tests.conftest import load_dag_module
 
 if TYPE_CHECKING:
     from airflow_provider_nxcloud.testing import NxCloudSandbox
@@ -24,6 +25,7 @@ def test_ids_from_upstream_task_are_all_marked(run_dag, nxcloud_sandbox: NxCloud
     assert sorted(outcome["marked"]) == ["wamid.up1", "wamid.up2", "wamid.up3"]
     assert outcome["counts"] == {
         "total": 3, "marked": 3, "skipped": 0, "failed": 0, "not_attempted": 0, "duplicates": 1,
+        "requests": 3, "conversations": 0,
     }  # fmt: skip
     assert result.xcom("record")["counts"]["marked"] == 3
 
@@ -97,3 +99,20 @@ def test_transient_failures_fail_with_airflow_retries(
     failed = result.xcom("record")["failed"]
     assert {f["code"] for f in failed} == {-1}
     assert all(f["retryable"] for f in failed)
+
+
+def test_a_thread_is_marked_with_one_request_and_the_opt_out_sends_each(
+    run_dag, nxcloud_sandbox: NxCloudSandbox
+) -> None:
+    conversation_records = load_dag_module("operator_scenarios").conversation_records
+    nxcloud_sandbox.add_inbound(conversation_records())
+
+    grouped = run_dag("operator_scenarios", dag_id="nx_conversations")
+
+    assert grouped.task_state("mark") == "success"
+    assert grouped.task_state("mark_one_each") == "success"
+    assert grouped.xcom("mark")["counts"]["requests"] == 2
+    assert grouped.xcom("mark")["counts"]["conversations"] == 2
+    assert grouped.xcom("mark_one_each")["counts"]["requests"] == 6
+    assert sorted(grouped.xcom("mark")["marked"]) == sorted(grouped.xcom("mark_one_each")["marked"])
+    assert nxcloud_sandbox.read_ids() == {r["id"] for r in conversation_records()}

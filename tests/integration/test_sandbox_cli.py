@@ -9,11 +9,14 @@ import subprocess
 import sys
 from typing import TYPE_CHECKING
 
+import pytest
+
+from airflow_provider_nxcloud.exceptions import NxCloudApiError
 from airflow_provider_nxcloud.hooks.nxcloud import NxCloudHook
 from airflow_provider_nxcloud.testing import SandboxClient
 
 if TYPE_CHECKING:
-    import pytest
+    from pathlib import Path
 
 
 def test_cli_prints_a_usable_connection_and_stops_on_ctrl_c(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -44,3 +47,44 @@ def test_cli_prints_a_usable_connection_and_stops_on_ctrl_c(monkeypatch: pytest.
         if process.poll() is None:
             os.kill(process.pid, signal.SIGKILL)
             process.wait()
+
+
+def test_cli_seeds_conversations_from_an_inbound_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    inbound = [
+        {"id": f"wamid.f{n}", "business_phone": "861", "from": "15550001", "timestamp": 1_700_000_000 + n}
+        for n in range(3)
+    ]
+    path = tmp_path / "inbound.json"
+    path.write_text(json.dumps(inbound))
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "airflow_provider_nxcloud.testing",
+            "--port",
+            "0",
+            "--inbound-file",
+            str(path),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        url = process.stdout.readline().split()[-1]
+        connection = process.stdout.readline().strip().partition("=")[2].strip("'")
+        monkeypatch.setenv("AIRFLOW_CONN_NXCLOUD_DEFAULT", connection)
+
+        # 861 was not given as --business-phone: seeding a message makes its number known.
+        assert NxCloudHook().mark_message_as_read("wamid.f1", "861").code == 0
+        with pytest.raises(NxCloudApiError) as unknown:
+            NxCloudHook().mark_message_as_read("wamid.not-seeded", "861")
+
+        assert unknown.value.code == 9099
+        assert SandboxClient(url).read_ids() == {"wamid.f0", "wamid.f1"}
+    finally:
+        process.send_signal(signal.SIGINT)
+        process.wait(timeout=10)

@@ -2,7 +2,9 @@
 
 The reconcile example DAG (``example_dags/example_nxcloud_reconcile.py``) runs as its own
 ``airflow dags test`` process against a sandbox in this process (with latency, so marking 600
-messages takes seconds) and an SQLite inbox. Once about half the ids are marked on the sandbox,
+messages takes seconds) and an SQLite inbox. The inbox holds two messages from each of 300
+customers, so the run sends one request per conversation and the sandbox (seeded with the inbox)
+reads each thread as WhatsApp would. Once about half the messages are read on the sandbox,
 the process group gets SIGKILL: no cleanup, no write-back, like a worker whose machine vanished.
 A second run must leave every inbox message read, its ``read_at`` written exactly once (a
 trigger on the inbox counts the writes), and the sandbox must have seen no id outside the inbox.
@@ -34,7 +36,8 @@ pytestmark = pytest.mark.airflow
 
 DAG_ID = "example_nxcloud_reconcile"
 MESSAGES = 600
-LATENCY_SECONDS = 0.15  # 16 workers -> ~100 marks/s: the mark task lasts ~6 s
+PER_CUSTOMER = 2
+LATENCY_SECONDS = 0.15  # 16 workers -> ~100 requests/s, 300 threads: the mark task lasts ~3 s
 # Counts every write of read_at into an unread row, so "exactly once" is observable.
 WRITE_COUNTER = """
 CREATE TABLE read_writes (message_id VARCHAR(512), read_at VARCHAR(32));
@@ -56,26 +59,35 @@ def inbox_ddl() -> str:
 
 
 @pytest.fixture
-def inbox(tmp_path: Path) -> tuple[Path, list[str]]:
+def inbox(tmp_path: Path) -> tuple[Path, list[tuple[str, str, str, int]]]:
     path = tmp_path / "inbox.db"
     now = int(time.time())
-    ids = [f"wamid.HBgNODYxMzgwMDAwMDAwMBUCABEYEktJTEw{i:05d}A" for i in range(MESSAGES)]
+    rows = [
+        (
+            f"wamid.HBgNODYxMzgwMDAwMDAwMBUCABEYEktJTEw{i:05d}A",
+            DEFAULT_BUSINESS_PHONE,
+            f"1555{i // PER_CUSTOMER:05d}",
+            now - i,
+        )
+        for i in range(MESSAGES)
+    ]
     with contextlib.closing(sqlite3.connect(path)) as db:
         db.execute(inbox_ddl())
         db.executescript(WRITE_COUNTER)
         db.executemany(
             "INSERT INTO whatsapp_inbox (message_id, business_phone, sender, received_at)"
             " VALUES (?, ?, ?, ?)",
-            [(m, DEFAULT_BUSINESS_PHONE, "15550001", now - i) for i, m in enumerate(ids)],
+            rows,
         )
         db.commit()
-    return path, ids
+    return path, rows
 
 
 @pytest.fixture
-def slow_sandbox(inbox: tuple[Path, list[str]]) -> Iterator[NxCloudSandbox]:
-    # Told which ids exist: anything else would be answered 9099, and is checked for anyway.
-    with NxCloudSandbox(message_ids=inbox[1], faults=Faults(latency=LATENCY_SECONDS)) as sandbox:
+def slow_sandbox(inbox: tuple[Path, list[tuple[str, str, str, int]]]) -> Iterator[NxCloudSandbox]:
+    # Seeded with the inbox: any other id would be answered 9099, and is checked for anyway.
+    seeded = [{"id": m, "business_phone": p, "from": c, "timestamp": t} for m, p, c, t in inbox[1]]
+    with NxCloudSandbox(inbound=seeded, faults=Faults(latency=LATENCY_SECONDS)) as sandbox:
         yield sandbox
 
 
@@ -86,12 +98,13 @@ def query(path: Path, sql: str) -> list[tuple[Any, ...]]:
 
 def test_run_killed_halfway_is_finished_by_the_next_run(
     airflow_process: AirflowProcess,
-    inbox: tuple[Path, list[str]],
+    inbox: tuple[Path, list[tuple[str, str, str, int]]],
     slow_sandbox: NxCloudSandbox,
     tmp_path: Path,
     figures: dict[str, Any],
 ) -> None:
-    path, ids = inbox
+    path, rows = inbox
+    ids = [row[0] for row in rows]
     env = {
         "AIRFLOW_CONN_NXCLOUD_DEFAULT": slow_sandbox.connection_json(),
         "AIRFLOW_CONN_NXCLOUD_INBOX": json.dumps({"conn_type": "sqlite", "host": str(path)}),
@@ -101,16 +114,16 @@ def test_run_killed_halfway_is_finished_by_the_next_run(
     first = airflow_process.start(DAG_ID, env, tmp_path / "first-run.log")
     try:
         reached_half = wait_until(
-            lambda: len(slow_sandbox.marked_ids()) >= MESSAGES // 2 or first.poll() is not None, timeout=120
+            lambda: len(slow_sandbox.read_ids()) >= MESSAGES // 2 or first.poll() is not None, timeout=120
         )
-        marked_at_kill = len(slow_sandbox.marked_ids())
+        read_at_kill = len(slow_sandbox.read_ids())
     finally:
         stop_process_group(first, signal.SIGKILL)  # to the whole process group
     killed_after = time.monotonic() - started
     log = (tmp_path / "first-run.log").read_text(errors="replace")
-    assert reached_half, f"half the ids were never marked:\n{log[-3000:]}"
+    assert reached_half, f"half the messages were never read:\n{log[-3000:]}"
     assert first.returncode == -9, f"the first run ended on its own ({first.returncode}):\n{log[-3000:]}"
-    assert MESSAGES // 2 <= marked_at_kill < MESSAGES, marked_at_kill
+    assert MESSAGES // 2 <= read_at_kill < MESSAGES, read_at_kill
     assert query(path, "SELECT COUNT(*) FROM read_writes") == [(0,)], "the dead run wrote back"
 
     slow_sandbox.set_faults(Faults())  # the next run need not be slow
@@ -126,7 +139,8 @@ def test_run_killed_halfway_is_finished_by_the_next_run(
         row for row in rows if row[1] is None or row[2] is not None
     ][:5]
     assert sorted(writes) == sorted((m, 1) for m in ids), "read_at not written exactly once per message"
-    assert slow_sandbox.marked_ids() == set(ids)
+    assert slow_sandbox.read_ids() == set(ids)
+    assert slow_sandbox.marked_ids() == set(ids[::PER_CUSTOMER]), "one request per thread: its newest"
     # A request the kill cut between its headers and its body (urllib3 sends them apart)
     # reaches the sandbox without a message id: it names no id and marks nothing.
     cut_off = [r for r in slow_sandbox.requests if r.message_id is None]
@@ -140,7 +154,8 @@ def test_run_killed_halfway_is_finished_by_the_next_run(
         {
             "inbox_messages": MESSAGES,
             "killed_after_seconds": round(killed_after, 1),
-            "marked_when_killed": marked_at_kill,
+            "customers": MESSAGES // PER_CUSTOMER,
+            "read_when_killed": read_at_kill,
             "second_run_seconds": round(second_seconds, 1),
             # The dead run's marks (with the requests it had in flight when killed, which the
             # sandbox still answered), done again by the next run: harmless for WhatsApp.

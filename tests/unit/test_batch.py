@@ -95,6 +95,8 @@ def test_result_dict_lists_every_message_once() -> None:
         failed=[Outcome(Message("f", "1"), "failed", 9000, "bad id")],
         not_attempted=[Message("n", "1")],
         duplicates=2,
+        requests=3,
+        conversations=1,
     )
 
     assert result.to_dict() == {
@@ -104,5 +106,8 @@ def test_result_dict_lists_every_message_once() -> None:
             {"message_id": "f", "business_phone": "1", "code": 9000, "reason": "bad id", "retryable": False}
         ],
         "not_attempted": ["n"],
-        "counts": {"total": 4, "marked": 1, "skipped": 1, "failed": 1, "not_attempted": 1, "duplicates": 2},
-    }
+        "counts": {
+            "total": 4, "marked": 1, "skipped": 1, "failed": 1, "not_attempted": 1, "duplicates": 2,
+            "requests": 3, "conversations": 1,
+        },
+    }  # fmt: skip

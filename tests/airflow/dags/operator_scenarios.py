@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -86,4 +87,34 @@ with DAG("nx_transient", **NO_SCHEDULE) as nx_transient:
             retry_delay=timedelta(seconds=0),
         )
         >> record.override(trigger_rule="all_done")()
+    )
+
+
+def conversation_records() -> list[dict[str, Any]]:
+    """Two customers' threads (4 and 2 messages), as webhook records, interleaved."""
+    now = int(time.time())
+    return [
+        {
+            "id": f"wamid.conv{n}",
+            "business_phone": "8613800000000",
+            "from": "15550001" if n % 3 else "15550002",
+            "timestamp": now - 60 * n,
+        }
+        for n in range(6)
+    ]
+
+
+with DAG("nx_conversations", **NO_SCHEDULE) as nx_conversations:
+
+    @task
+    def inbox() -> list[dict[str, Any]]:
+        return conversation_records()
+
+    messages = inbox()
+    # The same messages twice: the default (one request per conversation), then the opt-out.
+    (
+        MarkWhatsAppReadOperator(task_id="mark", message_ids=messages)
+        >> MarkWhatsAppReadOperator(
+            task_id="mark_one_each", message_ids=messages, one_request_per_conversation=False
+        )
     )
