@@ -97,9 +97,10 @@ def _as_bool(value: Any, *, what: str) -> bool:
     if isinstance(value, bool):
         return value
     text = str(value).strip().lower()
-    if text in {"true", "1", "yes", "on"}:
+    # "y": what Airflow 2's form sends for a ticked WTForms checkbox when Test is pressed.
+    if text in {"true", "1", "yes", "y", "on"}:
         return True
-    if text in {"false", "0", "no", "off"}:
+    if text in {"false", "0", "no", "n", "off"}:
         return False
     raise NxCloudConfigError(f"{what} must be true or false, got {value!r}")
 
@@ -289,6 +290,8 @@ class NxCloudHook(BaseHook):
             "0",
             "yes",
             "no",
+            "y",
+            "n",
             "on",
             "off",
         }:
