@@ -9,9 +9,10 @@ import pytest
 
 from airflow_provider_nxcloud import __version__
 from airflow_provider_nxcloud.testing import NxCloudSandbox
+from tests.compat import AIRFLOW_VERSION
 
 if TYPE_CHECKING:
-    from conftest import AirflowCli  # tests/airflow_cli/conftest.py
+    from tests.airflow_cli.conftest import AirflowCli
 
 pytestmark = pytest.mark.airflow
 
@@ -84,8 +85,24 @@ def test_connections_test_fails_with_a_wrong_password(airflow_cli: AirflowCli) -
         )
         requests = sandbox.requests
 
-    assert result.returncode == 1, result.stdout + result.stderr
+    # Before 3.3, `connections test` prints the failure but exits 0.
+    assert result.returncode == (1 if AIRFLOW_VERSION >= (3, 3) else 0), result.stdout + result.stderr
     assert "Connection failed!" in result.stdout
     assert "refused the credentials" in result.stdout
     # 1003 is NXCloud's "Invalid signature"; an auth failure is not retried.
     assert [r.code for r in requests] == [1003]
+
+
+def test_hook_registers_without_a_warning_on_this_airflow(airflow_cli: AirflowCli) -> None:
+    # `conn-fields` is unknown to the provider-info schema before 3.2: it must be ignored quietly.
+    # (On 3.0 without the FAB provider, Airflow logs that *every* hook's UI widgets are missing.)
+    result = airflow_cli.run("providers", "hooks", "-o", "json")
+
+    hooks = {h["connection_type"]: h["class"] for h in _json_output(result.stdout)}
+    assert hooks.get("nxcloud") == "airflow_provider_nxcloud.hooks.nxcloud.NxCloudHook"
+    ours = [
+        line
+        for line in result.stderr.splitlines()
+        if any(word in line.lower() for word in ("nxcloud", "conn-fields", "conn_fields"))
+    ]
+    assert ours == []
