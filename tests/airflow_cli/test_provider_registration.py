@@ -24,10 +24,15 @@ TEST_CONNECTION_ENABLED = {"AIRFLOW__CORE__TEST_CONNECTION": "Enabled"}
 
 
 def _json_output(stdout: str) -> Any:
-    try:
-        return json.loads(stdout)
-    except ValueError:
-        pytest.fail(f"expected JSON on stdout, got:\n{stdout}")
+    # Airflow 3.2 may log alembic's plugin set-up to stdout before the JSON: take the last
+    # line that is a JSON document.
+    for line in reversed(stdout.strip().splitlines()):
+        if line.startswith(("[", "{")):
+            try:
+                return json.loads(line)
+            except ValueError:
+                break
+    pytest.fail(f"expected JSON on stdout, got:\n{stdout}")
 
 
 def test_providers_list_shows_the_provider(airflow_cli: AirflowCli) -> None:
