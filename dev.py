@@ -1,7 +1,10 @@
 """Developer entry point that needs nothing but python3: ``python3 dev.py demo|test|e2e|lint|bench``.
 
 It creates ``.venv`` (with uv: Airflow installs in about 10 s instead of 40), installs the provider
-with its dev extras, and runs the requested job inside it.
+with its dev extras (editable), and runs the requested job inside it. With ``--airflow X.Y``,
+``test`` and ``demo`` run in ``.venv-X.Y`` instead, on that Airflow, with the provider installed
+from a wheel built from this checkout (so a file missing from the wheel fails the tests);
+``test --all-airflow`` runs every version of the table below, as CI does.
 """
 
 from __future__ import annotations
@@ -11,42 +14,104 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent
 VENV = ROOT / ".venv"
-BIN = VENV / "bin"
-PYTHON = BIN / "python"
-AIRFLOW_VERSION = "3.3.2"
-# Re-install only when what we install changes.
-STAMP = VENV / ".installed"
+
+# Every Airflow line we support: the release we test, and uv's --exclude-newer date for it.
+# An unconstrained install of an older Airflow takes today's fastapi/pydantic/starlette and
+# Airflow itself breaks (3.2.2: `__pydantic_core_schema__`, 3.0.6: "Remote server returned
+# validation error"). Airflow's constraints files cannot be fetched here, so every package is
+# resolved as of a date a few weeks after that release instead (None: the newest of everything).
+AIRFLOW: dict[str, tuple[str, str | None]] = {
+    "2.11": ("2.11.2", "2026-05-01"),
+    "3.0": ("3.0.6", "2025-09-01"),
+    "3.1": ("3.1.8", "2026-05-01"),
+    "3.2": ("3.2.2", "2026-07-01"),
+    "3.3": ("3.3.2", None),
+}
+NEWEST = "3.3"
+# 3.0's connection form needs the FAB provider (the providers manager imports wtforms before it
+# asks a hook for its form); the official image ships it, so test 3.0 the way users run it.
+EXTRA_PACKAGES = {"3.0": ["apache-airflow-providers-fab"]}
+# Packages our own floor needs newer than a line's date: urllib3>=2.6 (bounded decompression)
+# came out after 2025-09-01; Airflow 3.0 works with it.
+NEWER_THAN_THE_DATE = {"3.0": ["urllib3=2026-01-15"]}
+# What `test --all-airflow` (CI) runs besides the newest version's full suite: everything but the
+# long reliability runs, and the browser test once per UI code path (Flask, React from the hook's
+# classmethods, React from conn-fields: 2.11, 3.1 and the newest).
+# The deployment group runs on the newest line only, by `e2e` (a `-m` here replaces the one in
+# pyproject's addopts, so each expression leaves it out again).
+MATRIX_MARKERS = {
+    "2.11": "not long and not deployment",
+    "3.0": "not long and not browser and not deployment",
+    "3.1": "not long and not deployment",
+    "3.2": "not long and not browser and not deployment",
+    NEWEST: "not deployment",
+}
 
 
-def run(*command: str | Path, env: dict[str, str] | None = None) -> None:
-    result = subprocess.run([str(part) for part in command], cwd=ROOT, env=env)
+def run(*command: str | Path, env: dict[str, str] | None = None, cwd: Path = ROOT) -> None:
+    result = subprocess.run([str(part) for part in command], cwd=cwd, env=env)
     if result.returncode:
         sys.exit(result.returncode)
 
 
-def ensure_venv() -> None:
-    wanted = f"{AIRFLOW_VERSION}\n{(ROOT / 'pyproject.toml').read_text()}"
-    if STAMP.exists() and STAMP.read_text() == wanted:
-        return
-    if not PYTHON.exists():
+def ensure_uv() -> Path:
+    """uv, in ``.venv`` (which also bootstraps it for the per-version venvs)."""
+    python = VENV / "bin" / "python"
+    if not python.exists():
         run(sys.executable, "-m", "venv", VENV)
-    uv = BIN / "uv"
+    uv = VENV / "bin" / "uv"
     if not uv.exists():
-        if subprocess.run([PYTHON, "-m", "pip", "--version"], capture_output=True).returncode:
-            run(PYTHON, "-m", "ensurepip", "--upgrade")  # a venv made by uv has no pip
-        run(PYTHON, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "uv")
-    env = {**os.environ, "VIRTUAL_ENV": str(VENV)}
+        if subprocess.run([python, "-m", "pip", "--version"], capture_output=True).returncode:
+            run(python, "-m", "ensurepip", "--upgrade")  # a venv made by uv has no pip
+        run(python, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "uv")
+    return uv
+
+
+def build_wheel(uv: Path) -> Path:
+    """The provider's wheel, built from the checkout as a release would be."""
+    out = Path(tempfile.mkdtemp(prefix="nxcloud-wheel-"))
+    run(uv, "build", "--quiet", "--wheel", "--out-dir", out, ROOT)
+    (wheel,) = out.glob("*.whl")
+    return wheel
+
+
+def ensure_venv(line: str | None = None) -> Path:
+    """The venv for ``line`` (None: ``.venv``, editable, newest Airflow); returns its python."""
+    version, exclude_newer = AIRFLOW[line or NEWEST]
+    venv = VENV if line is None else ROOT / f".venv-{line}"
+    python = venv / "bin" / "python"
+    uv = ensure_uv()
+    if not python.exists():
+        run(uv, "venv", "--quiet", "--python", sys.executable, venv)
+    env = {**os.environ, "VIRTUAL_ENV": str(venv)}
     # Compiled bytecode halves `import airflow` when PYTHONDONTWRITEBYTECODE is set.
-    run(
-        uv, "pip", "install", "--quiet", "--compile-bytecode", "--python", PYTHON,
-        f"apache-airflow=={AIRFLOW_VERSION}", "-e", ".[dev,bench,deploy]",
-        env=env,
-    )  # fmt: skip
-    STAMP.write_text(wanted)
+    install = [uv, "pip", "install", "--quiet", "--compile-bytecode", "--python", python]
+    if exclude_newer:
+        install += ["--exclude-newer", exclude_newer]
+    for package_date in NEWER_THAN_THE_DATE.get(line or NEWEST, []):
+        install += ["--exclude-newer-package", package_date]
+    wanted = f"{install}\n{(ROOT / 'pyproject.toml').read_text()}"
+    stamp = venv / ".installed"  # re-resolve only when what we install changes
+    packages = [f"apache-airflow=={version}", *EXTRA_PACKAGES.get(line or NEWEST, [])]
+    if line is None:
+        if not stamp.exists() or stamp.read_text() != wanted:
+            run(*install, *packages, "-e", ".[dev,bench,deploy]", env=env)
+            stamp.write_text(wanted)
+        return python
+    wheel = build_wheel(uv)
+    if not stamp.exists() or stamp.read_text() != wanted:
+        run(*install, *packages, f"{wheel}[dev,bench]", env=env)
+        stamp.write_text(wanted)
+    else:  # this checkout's wheel, every time; the dependencies stay as resolved
+        run(*install, "--reinstall-package", "airflow-provider-nxcloud", "--no-deps", wheel, env=env)
+    shutil.rmtree(wheel.parent, ignore_errors=True)
+    return python
 
 
 def ensure_debian_packages(*packages: tuple[str, str]) -> None:
@@ -72,26 +137,82 @@ DEPLOYMENT_SERVERS = (
 )
 
 
+def pytest(python: Path, args: list[str], *, wheel: bool) -> int:
+    env = dict(os.environ)
+    if wheel:
+        # Import the provider from the installed wheel, not from the checkout: no cwd on
+        # sys.path, and pytest appends the rootdir (for `tests`) after site-packages.
+        env.update(PYTHONSAFEPATH="1", NXCLOUD_TEST_FROM_WHEEL="1")
+        args = ["--import-mode=append", *args]
+    return subprocess.run([str(python), "-m", "pytest", *args], cwd=ROOT, env=env).returncode
+
+
+def test(line: str | None, args: list[str]) -> None:
+    ensure_debian_packages(CHROMIUM)
+    code = pytest(ensure_venv(line), args, wheel=line is not None)
+    if code:
+        sys.exit(code)
+
+
+def test_all_airflow(args: list[str]) -> None:
+    ensure_debian_packages(CHROMIUM)
+    times: dict[str, tuple[float, int]] = {}
+    for line in sorted(AIRFLOW, key=lambda v: tuple(map(int, v.split(".")))):
+        start = time.monotonic()
+        print(f"\n===== Airflow {AIRFLOW[line][0]} =====", flush=True)
+        code = pytest(ensure_venv(line), ["-m", MATRIX_MARKERS[line], *args], wheel=True)
+        times[line] = (time.monotonic() - start, code)
+    print("\n===== Airflow matrix =====")
+    for line, (seconds, code) in times.items():
+        # Exit 5 (nothing collected) is a failure too: a version must run its tests.
+        outcome = {0: "passed", 5: "FAILED: no tests ran"}.get(code, f"FAILED (pytest exit {code})")
+        print(f"{AIRFLOW[line][0]:>8}  {outcome}  {seconds / 60:.1f} min")
+    if any(code for _, code in times.values()):
+        sys.exit(1)
+
+
+def parse_airflow(args: list[str]) -> tuple[str | None, list[str]]:
+    """Takes ``--airflow X.Y`` out of ``args``."""
+    if "--airflow" not in args:
+        return None, args
+    at = args.index("--airflow")
+    line = args[at + 1] if at + 1 < len(args) else ""
+    if line not in AIRFLOW:
+        sys.exit(f"--airflow takes one of {', '.join(AIRFLOW)}, got {line!r}")
+    return line, args[:at] + args[at + 2 :]
+
+
 def main() -> None:
     job = sys.argv[1] if len(sys.argv) > 1 else "help"
-    args = sys.argv[2:]
-    if job not in {"demo", "test", "e2e", "lint", "bench"}:
-        sys.exit("usage: python3 dev.py demo | test|e2e [pytest args] | lint | bench [--quick]")
+    line, args = parse_airflow(sys.argv[2:])
+    jobs = {
+        "demo": lambda: run(ensure_venv(line), ROOT / "demo" / "run_demo.py", *args),
+        "test": lambda: test_all_airflow(args[1:]) if args[:1] == ["--all-airflow"] else test(line, args),
+        "e2e": lambda: e2e(args),
+        "lint": lint,
+        "bench": lambda: run(ensure_venv(), "-m", "benchmarks.run", *args),
+    }
+    if job not in jobs:
+        sys.exit(
+            "usage: python3 dev.py demo [--airflow X.Y] | test [--airflow X.Y | --all-airflow] [pytest args]"
+            f" | e2e [pytest args] | lint | bench [--quick]\n(Airflow lines: {', '.join(AIRFLOW)})"
+        )
+    jobs[job]()
+
+
+def e2e(args: list[str]) -> None:
+    """The deployment group: real scheduler, workers, PostgreSQL and Redis, on the newest Airflow."""
+    python = ensure_venv()
+    ensure_debian_packages(*DEPLOYMENT_SERVERS)
+    run(python, "-m", "pytest", "-m", "deployment", "tests/deployment", *args)
+
+
+def lint() -> None:
     ensure_venv()
-    if job == "demo":
-        run(PYTHON, ROOT / "demo" / "run_demo.py", *args)
-    elif job == "test":
-        ensure_debian_packages(CHROMIUM)
-        run(PYTHON, "-m", "pytest", *args)
-    elif job == "e2e":
-        ensure_debian_packages(*DEPLOYMENT_SERVERS)
-        run(PYTHON, "-m", "pytest", "-m", "deployment", "tests/deployment", *args)
-    elif job == "lint":
-        run(BIN / "ruff", "check", ".")
-        run(BIN / "ruff", "format", "--check", ".")
-        run(BIN / "mypy")
-    elif job == "bench":
-        run(PYTHON, "-m", "benchmarks.run", *args)
+    bin_ = VENV / "bin"
+    run(bin_ / "ruff", "check", ".")
+    run(bin_ / "ruff", "format", "--check", ".")
+    run(bin_ / "mypy")
 
 
 if __name__ == "__main__":

@@ -15,9 +15,10 @@ if TYPE_CHECKING:
     from collections.abc import Mapping
 
 _LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain"})
-# How extras spell booleans: the UI sends real booleans, URIs and env vars send text.
-_TRUE = frozenset({"true", "1", "yes", "on"})
-_FALSE = frozenset({"false", "0", "no", "off"})
+# How extras spell booleans: the UI sends real booleans, URIs and env vars send text, and
+# Airflow 2's form sends a ticked WTForms checkbox as "y" when Test is pressed.
+_TRUE = frozenset({"true", "1", "yes", "y", "on"})
+_FALSE = frozenset({"false", "0", "no", "n", "off"})
 
 
 class ConnectionFields(Protocol):

@@ -1,13 +1,52 @@
-"""The one place that imports from Airflow by version (3.x ``airflow.sdk``, else 2.x paths)."""
+"""The one place that imports from Airflow by version: 3.x ``airflow.sdk`` first, else the 2.x home.
+
+Each name falls back on its own, as in apache/airflow's ``providers/common/compat/sdk.py``: on
+3.0 ``airflow.sdk.BaseOperator`` exists but ``airflow.sdk.BaseHook`` only arrives with 3.1, and
+2.11 has no ``airflow.sdk`` at all. We keep this seam instead of depending on
+``apache-airflow-providers-common-compat``: it is a handful of names, tested on every Airflow
+we support, and a dependency would add its own Airflow floor and release pins for no gain.
+
+``dag``, ``task`` and ``DAG`` are here for DAG files that must run on 2.x and 3.x alike (the
+example DAGs): ``airflow.decorators`` warns on 3.x and ``airflow.sdk`` is missing on 2.x.
+"""
 
 from __future__ import annotations
 
-try:
-    from airflow.sdk import BaseHook, BaseOperator
-    from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
-except ImportError:  # Airflow 2.x has no task SDK
-    from airflow.exceptions import AirflowFailException, AirflowSkipException  # type: ignore[no-redef,attr-defined,unused-ignore]
-    from airflow.hooks.base import BaseHook  # type: ignore[no-redef,attr-defined,unused-ignore]
-    from airflow.models import BaseOperator  # type: ignore[no-redef,attr-defined,unused-ignore]
+from typing import TYPE_CHECKING, Any
 
-__all__ = ["AirflowFailException", "AirflowSkipException", "BaseHook", "BaseOperator"]
+if TYPE_CHECKING:
+    # Type-checked against the newest Airflow; the runtime branches below resolve the same names.
+    from airflow.sdk import DAG, BaseHook, BaseOperator, dag, task
+    from airflow.sdk import Context as Context
+    from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
+else:
+    try:
+        from airflow.sdk import BaseOperator
+    except ImportError:  # Airflow 2.x
+        from airflow.models.baseoperator import BaseOperator
+    try:
+        from airflow.sdk import BaseHook
+    except ImportError:  # Airflow 2.x, and 3.0 (whose task SDK has no BaseHook yet)
+        from airflow.hooks.base import BaseHook
+    try:
+        from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
+    except ImportError:  # Airflow 2.x
+        from airflow.exceptions import AirflowFailException, AirflowSkipException
+
+    def __getattr__(name: str) -> Any:
+        # Resolved on first use: DAG files need them, the operator and hook modules do not.
+        if name not in {"DAG", "dag", "task"}:
+            raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+        try:
+            import airflow.sdk as home
+        except ImportError:  # Airflow 2.x
+            import airflow.decorators as decorators
+            import airflow.models.dag as models_dag
+
+            home = models_dag if name == "DAG" else decorators
+        value = getattr(home, name)
+        globals()[name] = value
+        return value
+
+
+__all__ = ["DAG", "AirflowFailException", "AirflowSkipException", "BaseHook", "BaseOperator", "dag", "task"]

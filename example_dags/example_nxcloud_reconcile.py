@@ -26,9 +26,8 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from airflow.sdk import dag, task
-
 from airflow_provider_nxcloud.operators.whatsapp import MarkWhatsAppReadOperator
+from airflow_provider_nxcloud.version_compat import dag, task
 
 INBOX_CONN_ID = "nxcloud_inbox"
 # The table a webhook receiver fills; ``received_at`` is NXCloud's Unix-seconds timestamp.
@@ -51,7 +50,7 @@ def _error_text(kind: str, item: dict[str, Any]) -> str:
 
 
 def _inbox_hook(conn_id: str) -> Any:
-    from airflow.sdk import BaseHook
+    from airflow_provider_nxcloud.version_compat import BaseHook
 
     return BaseHook.get_connection(conn_id).get_hook()
 

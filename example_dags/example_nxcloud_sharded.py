@@ -15,9 +15,8 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from airflow.sdk import dag, task
-
 from airflow_provider_nxcloud.operators.whatsapp import MarkWhatsAppReadOperator
+from airflow_provider_nxcloud.version_compat import dag, task
 
 CHUNK_SIZE = 2_000
 
@@ -33,7 +32,7 @@ CHUNK_SIZE = 2_000
 def example_nxcloud_sharded() -> None:
     @task
     def backlog_chunks(params: dict[str, Any]) -> list[list[dict[str, Any]]]:
-        from airflow.sdk import BaseHook
+        from airflow_provider_nxcloud.version_compat import BaseHook
 
         hook = BaseHook.get_connection(params["inbox_conn_id"]).get_hook()
         rows = hook.get_records(

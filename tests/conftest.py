@@ -18,6 +18,8 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from tests.compat import read_xcom
+
 if TYPE_CHECKING:
     from collections.abc import Iterator
     from types import ModuleType
@@ -36,6 +38,14 @@ os.environ.update(
         "AIRFLOW__LOGGING__LOGGING_LEVEL": os.environ.get("NXCLOUD_TEST_LOG_LEVEL", "INFO"),
     }
 )
+if os.environ.get("NXCLOUD_TEST_FROM_WHEEL"):
+    # `dev.py test --airflow X.Y` tests the installed wheel: a package imported from the checkout
+    # would hide a file missing from the wheel.
+    import airflow_provider_nxcloud
+
+    if Path(airflow_provider_nxcloud.__file__).resolve().parent == REPO / "airflow_provider_nxcloud":
+        raise pytest.UsageError(f"testing the wheel, but the provider came from {REPO}")
+
 DAGS_FOLDER.mkdir()
 for source in [*(REPO / "tests" / "airflow" / "dags").glob("*.py"), *(REPO / "example_dags").glob("*.py")]:
     shutil.copy(source, DAGS_FOLDER / source.name)
@@ -83,22 +93,13 @@ class DagRunResult:
         return int(self.task_instances[task_id].try_number)
 
     def xcom(self, task_id: str, key: str = "return_value", map_index: int = -1) -> Any:
-        from airflow.models.xcom import XComModel
-        from airflow.utils.session import create_session
-
-        with create_session() as session:
-            row = (
-                session.query(XComModel)
-                .filter_by(
-                    dag_id=self.dag_run.dag_id,
-                    run_id=self.dag_run.run_id,
-                    task_id=task_id,
-                    key=key,
-                    map_index=map_index,
-                )
-                .one_or_none()
-            )
-            return None if row is None else XComModel.deserialize_value(row)
+        return read_xcom(
+            dag_id=self.dag_run.dag_id,
+            run_id=self.dag_run.run_id,
+            task_id=task_id,
+            key=key,
+            map_index=map_index,
+        )
 
 
 @pytest.fixture
@@ -106,7 +107,7 @@ def run_dag(airflow_db: Path) -> Iterator[Any]:
     """``run_dag("dag_file_name", dag_id=None, **conf) -> DagRunResult``."""
 
     def run(name: str, *, dag_id: str | None = None, conf: dict[str, Any] | None = None) -> DagRunResult:
-        from airflow.sdk import DAG
+        from airflow_provider_nxcloud.version_compat import DAG
 
         module = load_dag_module(name)
         dags = [value for value in vars(module).values() if isinstance(value, DAG)]

@@ -13,9 +13,8 @@ from airflow_provider_nxcloud.version_compat import AirflowFailException, Airflo
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-    from airflow.sdk import Context
-
     from airflow_provider_nxcloud.hooks.nxcloud import NxCloudHook
+    from airflow_provider_nxcloud.version_compat import Context
 
 # The hook (and with it requests) is imported when a task runs, not each time the scheduler
 # parses a DAG file that uses this operator.

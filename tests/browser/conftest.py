@@ -1,4 +1,8 @@
-"""A throwaway Airflow API server (which serves the UI) and headless Chromium driving it."""
+"""A throwaway Airflow UI server and headless Chromium driving it.
+
+Airflow 3 serves its React UI from ``airflow api-server``; Airflow 2 its Flask UI from ``airflow
+webserver`` (made login-free by a ``webserver_config.py`` giving anonymous visitors the Admin role).
+"""
 
 from __future__ import annotations
 
@@ -15,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from tests.compat import AIRFLOW_2
 from tests.support import (
     airflow_executable,
     free_port,
@@ -50,21 +55,63 @@ def running_in_ci() -> bool:
     return os.environ.get("CI", "").strip().lower() not in {"", "0", "false", "no"}
 
 
+# Airflow 2's Flask UI without a login page: every visitor is an admin.
+FLASK_NO_LOGIN_CONFIG = """\
+from flask_appbuilder.const import AUTH_DB
+
+AUTH_TYPE = AUTH_DB
+AUTH_ROLE_PUBLIC = "Admin"
+"""
+
+
+READ_CONNECTION = """
+import dataclasses, json, os, sys
+from airflow.models.connection import Connection
+from airflow_provider_nxcloud.hooks.nxcloud import NxCloudHook
+conn = Connection.get_connection_from_secrets(sys.argv[1])  # the metadata DB, on every version
+# Outside a task, Airflow 3's hooks do not read the metadata DB: hand the hook what it read.
+os.environ[f"AIRFLOW_CONN_{sys.argv[1].upper()}"] = conn.as_json()
+hook = NxCloudHook(nxcloud_conn_id=sys.argv[1])
+settings = {k: v for k, v in dataclasses.asdict(hook.settings).items() if k != "access_secret"}
+print(json.dumps({
+    "conn_type": conn.conn_type, "host": conn.host, "login": conn.login, "password": conn.password,
+    "extra": conn.extra_dejson, "settings": settings,
+}))
+"""
+
+
 @dataclass(frozen=True)
 class ApiServer:
-    """A running ``airflow api-server`` on 127.0.0.1."""
+    """A running Airflow UI server on 127.0.0.1 (``api-server`` on 3.x, ``webserver`` on 2.x)."""
 
     url: str
     home: Path
     log: Path
     process: subprocess.Popen[bytes]
+    env: dict[str, str]
+    token: str | None  # 3.1 wants a (login-free) token on its REST API even for all-admins
+
+    def stored_connection(self, conn_id: str) -> dict[str, Any]:
+        """The connection as stored (password and typed extras), and as the hook resolves it.
+
+        Read in a child process on the server's metadata DB: ``airflow connections get`` turns
+        every extra into a string, and the REST API masks the password.
+        """
+        result = subprocess.run(
+            [str(airflow_executable().with_name("python")), "-c", READ_CONNECTION, conn_id],
+            env=self.env, cwd=self.home, capture_output=True, text=True, timeout=HTTP_TIMEOUT_SECONDS * 4,
+            check=False,
+        )  # fmt: skip
+        assert result.returncode == 0, result.stderr[-3000:]
+        return dict(json.loads(result.stdout.strip().splitlines()[-1]))
 
     def request(self, method: str, path: str, document: Any = None) -> tuple[int, Any]:
         """One JSON request; returns (HTTP status, decoded body)."""
         data = json.dumps(document).encode() if document is not None else None
-        request = urllib.request.Request(
-            self.url + path, data=data, method=method, headers={"Content-Type": "application/json"}
-        )
+        headers = {"Content-Type": "application/json"}
+        if self.token:
+            headers["Authorization"] = f"Bearer {self.token}"
+        request = urllib.request.Request(self.url + path, data=data, method=method, headers=headers)
         try:
             with urllib.request.urlopen(request, timeout=HTTP_TIMEOUT_SECONDS) as response:
                 return response.status, json.loads(response.read())
@@ -86,9 +133,10 @@ def _log_tail(log: Path, lines: int = 40) -> str:
 
 def _wait_until_healthy(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
     deadline = time.monotonic() + STARTUP_DEADLINE_SECONDS
+    health = "/health" if AIRFLOW_2 else "/api/v2/monitor/health"
     while time.monotonic() < deadline:
         try:
-            with urllib.request.urlopen(f"{url}/api/v2/monitor/health", timeout=5) as response:
+            with urllib.request.urlopen(f"{url}{health}", timeout=5) as response:
                 if response.status == 200:
                     return
         except (OSError, http.client.HTTPException):  # not listening yet, or answering 503
@@ -98,13 +146,23 @@ def _wait_until_healthy(url: str, process: subprocess.Popen[bytes], log: Path) -
             code = process.wait(timeout=0.25)
         except subprocess.TimeoutExpired:
             continue
-        pytest.fail(f"airflow api-server exited with {code} before it was healthy:\n{_log_tail(log)}")
-    pytest.fail(f"airflow api-server not healthy after {STARTUP_DEADLINE_SECONDS} s:\n{_log_tail(log)}")
+        pytest.fail(f"the Airflow UI server exited with {code} before it was healthy:\n{_log_tail(log)}")
+    pytest.fail(f"the Airflow UI server not healthy after {STARTUP_DEADLINE_SECONDS} s:\n{_log_tail(log)}")
+
+
+def _token(url: str) -> str | None:
+    if AIRFLOW_2:
+        return None
+    try:
+        with urllib.request.urlopen(f"{url}/auth/token", timeout=HTTP_TIMEOUT_SECONDS) as response:
+            return str(json.loads(response.read())["access_token"])
+    except (OSError, ValueError, KeyError):  # a version that needs none
+        return None
 
 
 @pytest.fixture(scope="module")
 def api_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ApiServer]:
-    """``airflow api-server`` on a free 127.0.0.1 port over a freshly migrated sqlite home."""
+    """The Airflow UI on a free 127.0.0.1 port over a freshly migrated sqlite home."""
     home = tmp_path_factory.mktemp("airflow_home")
     env = isolated_airflow_env(
         home,
@@ -117,10 +175,16 @@ def api_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ApiServer]:
     airflow = airflow_executable()
 
     port = free_port()
-    log = home / "api-server.log"
+    if AIRFLOW_2:
+        (home / "webserver_config.py").write_text(FLASK_NO_LOGIN_CONFIG)
+        env["AIRFLOW__WEBSERVER__WORKERS"] = "1"
+        command = ["webserver", "--hostname", "127.0.0.1", "--port", str(port)]
+    else:
+        command = ["api-server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1"]
+    log = home / "ui-server.log"
     with log.open("wb") as log_file:
         process = subprocess.Popen(
-            [str(airflow), "api-server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
+            [str(airflow), *command],
             env=env,
             cwd=home,
             stdin=subprocess.DEVNULL,
@@ -131,7 +195,12 @@ def api_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ApiServer]:
     try:
         url = f"http://127.0.0.1:{port}"
         _wait_until_healthy(url, process, log)
-        yield ApiServer(url=url, home=home, log=log, process=process)
+        if AIRFLOW_2:
+            # The Flask view adds the providers' extra fields on its first request in a request
+            # context; that first Add Connection page can come without them, so take it here.
+            with urllib.request.urlopen(f"{url}/connection/add", timeout=HTTP_TIMEOUT_SECONDS):
+                pass
+        yield ApiServer(url=url, home=home, log=log, process=process, env=env, token=_token(url))
     finally:
         stop_process_group(process, grace_seconds=STOP_GRACE_SECONDS)
 

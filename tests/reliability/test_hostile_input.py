@@ -267,6 +267,7 @@ SUPPRESSED = [
 ]
 
 
+@pytest.mark.long  # thousands of property-based examples
 @settings(
     max_examples=EXAMPLES_PURE,
     deadline=None,
@@ -325,6 +326,7 @@ def run_operator(value: Any) -> tuple[str, Any]:
     return "processed", returned
 
 
+@pytest.mark.long  # thousands of property-based examples
 @settings(
     max_examples=EXAMPLES_OPERATOR,
     deadline=None,

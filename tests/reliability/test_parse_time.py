@@ -13,13 +13,14 @@ from typing import Any
 import pytest
 
 from airflow_provider_nxcloud.hooks.nxcloud import NxCloudHook
+from tests.compat import dag_bag
 
 DAG_FILE = """
 from __future__ import annotations
 
 from datetime import datetime
 
-from airflow.sdk import DAG
+from airflow_provider_nxcloud.version_compat import DAG
 
 from airflow_provider_nxcloud.operators.whatsapp import MarkWhatsAppReadOperator
 
@@ -107,8 +108,6 @@ VALID = "max_workers=4, max_requests_per_second=20, code_actions={'9006': 'skip'
 @pytest.fixture(scope="module")
 def parsed(tmp_path_factory: pytest.TempPathFactory) -> tuple[Any, list[str]]:
     """Every case's DAG file plus a valid one, parsed once by a DagBag; and any lookups made."""
-    from airflow.dag_processing.dagbag import DagBag
-
     folder = tmp_path_factory.mktemp("hostile_dags")
     for name, (arguments, _) in {**CASES, "valid": (VALID, "")}.items():
         for form, operator in FORMS.items():
@@ -118,7 +117,7 @@ def parsed(tmp_path_factory: pytest.TempPathFactory) -> tuple[Any, list[str]]:
     lookups: list[str] = []
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(NxCloudHook, "get_connection", classmethod(lambda cls, name: lookups.append(name)))
-        bag = DagBag(dag_folder=str(folder))
+        bag = dag_bag(dag_folder=str(folder))
     return bag, lookups
 
 

@@ -32,7 +32,7 @@ if TYPE_CHECKING:
 
     from tests.reliability.conftest import AirflowProcess
 
-pytestmark = pytest.mark.airflow
+pytestmark = [pytest.mark.airflow, pytest.mark.long]
 
 DAG_ID = "example_nxcloud_reconcile"
 MESSAGES = 600

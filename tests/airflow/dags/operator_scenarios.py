@@ -6,9 +6,8 @@ import time
 from datetime import datetime, timedelta
 from typing import Any
 
-from airflow.sdk import DAG, task
-
 from airflow_provider_nxcloud.operators.whatsapp import MarkWhatsAppReadOperator
+from airflow_provider_nxcloud.version_compat import DAG, task
 
 START = datetime(2026, 1, 1)
 NO_SCHEDULE: dict[str, Any] = {"schedule": None, "start_date": START, "catchup": False}

@@ -12,9 +12,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from airflow.sdk import DAG, task
-
 from airflow_provider_nxcloud.operators.whatsapp import MarkWhatsAppReadOperator
+from airflow_provider_nxcloud.version_compat import DAG, task
 
 MARK_TASKS = ("mark", "mark_wrong_secret", "mark_plain_http", "mark_transient")
 

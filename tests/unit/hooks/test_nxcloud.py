@@ -48,15 +48,3 @@ def test_defaults_come_from_the_connection_form() -> None:
 
     assert defaults["algorithm"] == "md5"
     assert (defaults["timeout"], defaults["max_retries"], defaults["verify"]) == (30, 5, True)
-
-
-def test_airflow2_form_widgets_cover_every_field() -> None:
-    # Airflow 2.x (Flask UI) and 3.0/3.1 build the form from these; wtforms comes with the FAB UI.
-    pytest.importorskip("wtforms")
-    pytest.importorskip("flask_appbuilder")
-    widgets = NxCloudHook.get_connection_form_widgets()
-
-    assert set(widgets) == set(CONN_FIELDS)
-    assert widgets["verify"].field_class.__name__ == "BooleanField"
-    assert widgets["max_retries"].field_class.__name__ == "IntegerField"
-    assert widgets["business_phone"].field_class.__name__ == "StringField"
