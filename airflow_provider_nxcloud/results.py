@@ -33,6 +33,8 @@ class BatchResult:
     duplicates: int = 0
     abort: Outcome | None = None
     elapsed_seconds: float = 0.0
+    # The rate NXCloud throttled at (requests/s), a value for ``max_requests_per_second`` next time.
+    rate_limit_per_second: float | None = None
 
     @property
     def total(self) -> int:
@@ -96,4 +98,5 @@ class BatchResult:
             "failed": [{**entry(o), "retryable": o.status == "retryable"} for o in self.failed],
             "not_attempted": [m.message_id for m in self.not_attempted],
             "counts": self.counts(),
+            "rate_limit_per_second": self.rate_limit_per_second,
         }
