@@ -24,6 +24,7 @@ EXTRA_FIELD_LABELS = {
     "timeout": "Timeout (seconds)",
     "verify": "Verify TLS certificate",
     "max_requests_per_second": "Max requests per second",
+    "adaptive_rate": "Adapt to NXCloud's rate limit",
     "max_retries": "Max retries",
 }
 RELABELS = {"host": "API base URL", "login": "Access Key", "password": "Access Secret"}
@@ -59,6 +60,7 @@ def test_hook_meta_describes_the_nxcloud_form(api_server: ApiServer) -> None:
         "timeout": "number",
         "verify": "boolean",
         "max_requests_per_second": "number",
+        "adaptive_rate": "boolean",
         "max_retries": "integer",
     }
     assert extra["algorithm"]["schema"]["enum"] == ["md5", "sha256"]
@@ -68,6 +70,7 @@ def test_hook_meta_describes_the_nxcloud_form(api_server: ApiServer) -> None:
         "timeout": 30,
         "verify": True,
         "max_requests_per_second": None,
+        "adaptive_rate": True,
         "max_retries": 5,
     }
 
@@ -135,6 +138,7 @@ def test_add_connection_through_the_form(api_server: ApiServer, page: Page, arti
             "timeout": 30,
             "verify": True,
             "max_requests_per_second": None,
+            "adaptive_rate": True,
             "max_retries": 5,
         }
 

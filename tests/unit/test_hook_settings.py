@@ -59,6 +59,19 @@ def test_empty_host_means_nxcloud(monkeypatch: pytest.MonkeyPatch) -> None:
         5,
     )
     assert settings.max_requests_per_second is None
+    assert settings.adaptive_rate is True
+
+
+@pytest.mark.parametrize(
+    ("extra", "argument", "expected"),
+    [("false", None, False), (True, False, False), ("0", True, True), (None, None, True)],
+)
+def test_adaptive_rate_from_the_extra_or_the_argument(
+    monkeypatch: pytest.MonkeyPatch, extra: object, argument: bool | None, expected: bool
+) -> None:
+    conn = {"conn_type": "nxcloud", "login": "k", "password": "s", "extra": {"adaptive_rate": extra}}
+
+    assert settings_for(monkeypatch, json.dumps(conn), adaptive_rate=argument).adaptive_rate is expected
 
 
 def test_airflow2_prefixed_extras_are_read(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -144,7 +157,7 @@ def test_provider_metadata_and_legacy_form_come_from_one_definition() -> None:
     assert conn_type["hook-class-name"] == "airflow_provider_nxcloud.hooks.nxcloud.NxCloudHook"
     assert conn_type["conn-fields"] is CONN_FIELDS
     assert set(CONN_FIELDS) == {"business_phone", "algorithm", "timeout", "verify", "max_requests_per_second",
-                                "max_retries"}  # fmt: skip
+                                "adaptive_rate", "max_retries"}  # fmt: skip
     behaviour = NxCloudHook.get_ui_field_behaviour()
     assert behaviour["hidden_fields"] == UI_FIELD_BEHAVIOUR["hidden-fields"] == ["port", "schema"]
     assert behaviour["relabeling"] == {
