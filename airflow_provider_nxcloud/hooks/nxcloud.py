@@ -52,10 +52,9 @@ class NxCloudHook(BaseHook):
 
     Connection: login = access key, password = access secret, host = API base URL (empty:
     ``https://api2.nxcloud.com``). Extras: ``business_phone``, ``algorithm``, ``timeout``,
-    ``verify``, ``max_requests_per_second``, ``adaptive_rate``, ``max_retries``, ``proxies`` (their
-    defaults are the connection form's, in ``get_provider_info``). Arguments given here override the
-    extras.
-    Nothing is looked up until the first request.
+    ``verify``, ``max_requests_per_second``, ``adaptive_rate``, ``max_retries``, ``proxies``
+    (their defaults are the connection form's, in ``get_provider_info``). Arguments given here
+    override the extras. Nothing is looked up until the first request.
 
     :param nxcloud_conn_id: The Airflow connection id.
     :param business_phone: Default merchant WhatsApp number (digits with country code).

@@ -181,6 +181,17 @@ def test_first_throttle_cuts_near_the_accepted_rate_and_spaces_sends() -> None:
     assert clock.now - before == pytest.approx(2 / 28)
 
 
+def test_a_first_cut_from_an_estimate_does_not_climb_back_to_it() -> None:
+    # The first round trip's rate includes the account's burst: returning to it overshoots.
+    cubic = Cubic()
+    assert cubic.cut(100, now=0.0, estimate=True) == pytest.approx(70)
+    assert cubic.limit(1.0) == pytest.approx(70 + 0.4)
+    assert cubic.w_max == 100
+    cubic.cut(66, now=2.0)  # throttled near where it was sent: not a loss of share
+
+    assert cubic.limit(2.0 + (66 * 0.3 / 0.4) ** (1 / 3)) == pytest.approx(66)
+
+
 def test_a_throttle_before_anything_was_accepted_does_not_cut_to_the_floor() -> None:
     clock = FakeWaitClock()
     limiter = _limiter(clock)
@@ -239,6 +250,7 @@ def test_engaging_and_big_moves_of_the_limit_found_are_logged(caplog: pytest.Log
                 limiter.record(clock.now, throttled=False)
             limiter.record(clock.now, throttled=step % 10 == 0)
 
+    clock.now += 0.1  # the first 0.5 s bucket is closed: 40/s measured, not estimated
     with caplog.at_level(logging.INFO, logger="airflow_provider_nxcloud.ratelimit"):
         limiter.record(limiter.acquire(), throttled=True)
         answers(8, 30)  # accepted at 40/s, throttled now and then: nothing new to say
@@ -247,6 +259,6 @@ def test_engaging_and_big_moves_of_the_limit_found_are_logged(caplog: pytest.Log
 
     assert quiet == 1
     assert caplog.records[0].levelname == "WARNING"
-    assert "at 40.1 requests/s" in caplog.records[0].getMessage()
+    assert "at 40.0 requests/s" in caplog.records[0].getMessage()
     assert [r.levelname for r in caplog.records[1:]] == ["INFO"]
     assert "throttled at 1" in caplog.records[1].getMessage()
