@@ -345,8 +345,6 @@ def measure_shared(sandbox: SandboxProcess, ids_count: int) -> dict[str, Any]:
     outputs = [child.communicate(timeout=SUBPROCESS_TIMEOUT)[0] for child in children]
     results = [json.loads(output.strip().splitlines()[-1]) for output in outputs]
     requests = client.state()["requests"]
-    if os.environ.get("ADAPTIVE_BENCH_DUMP"):
-        Path(os.environ["ADAPTIVE_BENCH_DUMP"]).write_text(json.dumps(requests))
     _limited(client, None)
     both = Run(requests)
     runs = [Run(requests, prefix) for prefix in prefixes]
