@@ -68,6 +68,10 @@ class MarkReadClient(Protocol):
     def cancel(self) -> None:
         """Stop retrying at once (the task is being killed)."""
 
+    @property
+    def rate_limit_found(self) -> float | None:
+        """The rate (requests/s) NXCloud throttled at, for the result; None if it never did."""
+
 
 def check_positive(name: str, value: Any, *, integer: bool) -> None:
     """One-line error for an argument that must be a positive int (or number)."""
@@ -296,6 +300,7 @@ def run_batch(
             if outcome.status == "aborted" and result.abort is None:
                 result.abort = outcome
     result.elapsed_seconds = time.monotonic() - started
+    result.rate_limit_per_second = client.rate_limit_found
     return result
 
 

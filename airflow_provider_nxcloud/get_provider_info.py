@@ -43,6 +43,11 @@ CONN_FIELDS: dict[str, dict[str, Any]] = {
         "description": "Rate cap for this connection; empty means no cap.",
         "schema": {"type": ["number", "null"]},
     },
+    "adaptive_rate": {
+        "label": "Adapt to NXCloud's rate limit",
+        "description": "When NXCloud throttles (HTTP 429), slow down to just under the limit it allows.",
+        "schema": {"type": ["boolean", "null"], "default": True},
+    },
     "max_retries": {
         "label": "Max retries",
         "description": "Retries of transient failures (code -1/9001, HTTP 429/5xx, network).",

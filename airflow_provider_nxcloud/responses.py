@@ -14,6 +14,10 @@ if TYPE_CHECKING:
     from airflow_provider_nxcloud.transport import HttpAnswer
 
 MAX_RETRY_AFTER_SECONDS = 60.0
+# What tells the adaptive limiter to slow down, besides a Retry-After on any answer. Not -1, 9001
+# or 5xx: they say the request failed, not that it came too fast, and counting them as throttles
+# cut the rate for nothing (benchmarks/adaptive.py, "random faults" row).
+THROTTLE_STATUSES: frozenset[int] = frozenset({429})
 
 
 @dataclass(frozen=True)
@@ -72,6 +76,11 @@ def server_time(date_header: str | None) -> float | None:
         return email.utils.parsedate_to_datetime(date_header).timestamp()
     except (TypeError, ValueError, IndexError):
         return None
+
+
+def is_throttle(answer: HttpAnswer) -> bool:
+    """NXCloud (or a gateway before it) asking us to slow down."""
+    return answer.status in THROTTLE_STATUSES or "Retry-After" in answer.headers
 
 
 def interpret(answer: HttpAnswer, retry_codes: frozenset[int]) -> NxCloudResponse:

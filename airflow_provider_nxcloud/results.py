@@ -40,6 +40,8 @@ class BatchResult:
     requests: int = 0
     conversations: int = 0
     marked_with_newer: int = 0
+    # The rate NXCloud throttled at (requests/s), a value for ``max_requests_per_second`` next time.
+    rate_limit_per_second: float | None = None
 
     @property
     def total(self) -> int:
@@ -114,4 +116,5 @@ class BatchResult:
             "failed": [{**entry(o), "retryable": o.status == "retryable"} for o in self.failed],
             "not_attempted": [m.message_id for m in self.not_attempted],
             "counts": self.counts(),
+            "rate_limit_per_second": self.rate_limit_per_second,
         }

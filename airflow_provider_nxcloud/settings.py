@@ -48,6 +48,7 @@ class NxCloudSettings:
     max_requests_per_second: float | None
     max_retries: int
     proxies: dict[str, str]
+    adaptive_rate: bool = True
 
 
 class ConnectionExtras:
@@ -136,6 +137,7 @@ def resolve_settings(conn: ConnectionFields, conn_id: str, overrides: Mapping[st
         max_requests_per_second=extras.number("max_requests_per_second", minimum=0.001),
         max_retries=int(cast("float", extras.number("max_retries", minimum=0, integer=True))),
         proxies={str(k): str(v) for k, v in proxies.items()},
+        adaptive_rate=extras.boolean("adaptive_rate"),
     )
 
 

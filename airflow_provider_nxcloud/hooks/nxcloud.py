@@ -26,8 +26,8 @@ from airflow_provider_nxcloud.get_provider_info import (
     HOOK_NAME,
     UI_FIELD_BEHAVIOUR,
 )
-from airflow_provider_nxcloud.ratelimit import RateLimiter
-from airflow_provider_nxcloud.responses import NxCloudResponse, interpret
+from airflow_provider_nxcloud.ratelimit import AdaptiveRateLimiter, RateLimiter
+from airflow_provider_nxcloud.responses import NxCloudResponse, interpret, is_throttle
 from airflow_provider_nxcloud.retries import transient_retrying
 from airflow_provider_nxcloud.settings import NxCloudSettings, resolve_settings
 from airflow_provider_nxcloud.signing import Algorithm, serialise_body, signed_headers
@@ -52,9 +52,9 @@ class NxCloudHook(BaseHook):
 
     Connection: login = access key, password = access secret, host = API base URL (empty:
     ``https://api2.nxcloud.com``). Extras: ``business_phone``, ``algorithm``, ``timeout``,
-    ``verify``, ``max_requests_per_second``, ``max_retries``, ``proxies`` (their defaults are
-    the connection form's, in ``get_provider_info``). Arguments given here override the extras.
-    Nothing is looked up until the first request.
+    ``verify``, ``max_requests_per_second``, ``adaptive_rate``, ``max_retries``, ``proxies``
+    (their defaults are the connection form's, in ``get_provider_info``). Arguments given here
+    override the extras. Nothing is looked up until the first request.
 
     :param nxcloud_conn_id: The Airflow connection id.
     :param business_phone: Default merchant WhatsApp number (digits with country code).
@@ -62,6 +62,8 @@ class NxCloudHook(BaseHook):
     :param timeout: Connect and read timeout of each request, in seconds.
     :param verify: Verify TLS certificates (or a CA bundle path).
     :param max_requests_per_second: Cap on all requests of this hook, retries included.
+    :param adaptive_rate: When NXCloud throttles, slow all requests of this hook to just under the
+        rate it accepts (under the cap, if any); False: only the cap and per-request backoff.
     :param max_retries: Retries of transient failures (code -1/9001, HTTP 429/5xx, network).
     :param retry_wait: Initial and maximum backoff between retries, in seconds.
     """
@@ -82,6 +84,7 @@ class NxCloudHook(BaseHook):
         max_requests_per_second: float | None = None,
         max_retries: int | None = None,
         retry_wait: tuple[float, float] = (0.5, 30.0),
+        adaptive_rate: bool | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -93,6 +96,7 @@ class NxCloudHook(BaseHook):
             "verify": verify,
             "max_requests_per_second": max_requests_per_second,
             "max_retries": max_retries,
+            "adaptive_rate": adaptive_rate,
         }
         self.retry_wait = retry_wait
         self._clock_offset_ms = 0
@@ -153,7 +157,7 @@ class NxCloudHook(BaseHook):
             if workers > self._pool_size:
                 self._pool_size = workers
                 self.__dict__.pop("_transport", None)
-        _ = self._transport, self._rate_limiter, self._retrying
+        _ = self._transport, self._rate_limiter, self._adaptive_limiter, self._retrying
 
     @cached_property
     def _transport(self) -> PooledTransport:
@@ -179,6 +183,19 @@ class NxCloudHook(BaseHook):
         return RateLimiter(rate) if rate else None
 
     @cached_property
+    def _adaptive_limiter(self) -> AdaptiveRateLimiter | None:
+        # One per hook: every thread of a batch, and every retry, shares what it learnt.
+        if not self.settings.adaptive_rate:
+            return None
+        return AdaptiveRateLimiter(ceiling=self.settings.max_requests_per_second, logger=self.log)
+
+    @property
+    def rate_limit_found(self) -> float | None:
+        """The rate (requests/s) NXCloud last throttled this hook at; None if it never did."""
+        limiter = self.__dict__.get("_adaptive_limiter")
+        return limiter.limit_found if limiter is not None else None
+
+    @cached_property
     def _retrying(self) -> Retrying:
         return transient_retrying(
             max_retries=self.settings.max_retries,
@@ -198,6 +215,9 @@ class NxCloudHook(BaseHook):
         no request is sent again. Requests in flight finish within their timeout.
         """
         self._cancelled.set()
+        limiter = self.__dict__.get("_adaptive_limiter")  # only one that exists has waiters
+        if limiter is not None:
+            limiter.cancel()
 
     # -- requests --
 
@@ -236,10 +256,12 @@ class NxCloudHook(BaseHook):
         self, path: str, action: str, biz_type: str, payload: bytes, retry_codes: frozenset[int]
     ) -> NxCloudResponse:
         settings = self.settings
-        if self._cancelled.is_set():
-            raise NxCloudTransientError("not sent: the hook was cancelled (task killed)")
+        adaptive = self._adaptive_limiter
+        sent_at = adaptive.acquire() if adaptive is not None else 0.0
         if self._rate_limiter is not None:
             self._rate_limiter.acquire()
+        if self._cancelled.is_set():  # also when it happened while waiting for a turn
+            raise NxCloudTransientError("not sent: the hook was cancelled (task killed)")
         headers = signed_headers(
             access_key=settings.access_key,
             action=action,
@@ -252,6 +274,8 @@ class NxCloudHook(BaseHook):
         with self._requests_lock:  # += is not atomic across threads
             self._requests_sent += 1
         answer = self._transport.post(path, headers, payload)
+        if adaptive is not None:
+            adaptive.record(sent_at, throttled=is_throttle(answer))
         return interpret(answer, retry_codes)
 
     def _learn_clock_offset(self, response: NxCloudResponse) -> bool:

@@ -27,11 +27,14 @@ def _checked_options(
     max_message_age_days: Any = 30,
     code_actions: Any = None,
     one_request_per_conversation: Any = True,
+    adaptive_rate: Any = None,
     **_other_arguments: Any,
 ) -> BatchOptions:
     """The one argument check, shared by ``__init__`` and ``partial()``: pure, no I/O."""
     if max_requests_per_second is not None:
         check_positive("max_requests_per_second", max_requests_per_second, integer=False)
+    if adaptive_rate is not None and not isinstance(adaptive_rate, bool):
+        raise NxCloudConfigError(f"adaptive_rate must be True, False or None, got {adaptive_rate!r}")
     return BatchOptions.checked(
         max_workers=max_workers,
         code_actions=code_actions,
@@ -52,7 +55,7 @@ class MarkWhatsAppReadOperator(BaseOperator):
 
         {"marked": [ids], "skipped": [{message_id, business_phone, code, reason}],
          "failed": [{message_id, business_phone, code, reason, retryable}],
-         "not_attempted": [ids], "counts": {...}}
+         "not_attempted": [ids], "counts": {...}, "rate_limit_per_second": float | None}
 
     :param message_ids: ids, records (``id``/``message_id``, ``business_phone``, ``from``,
         ``timestamp``), webhook payloads, or an XComArg of any of these; nested lists are
@@ -63,6 +66,9 @@ class MarkWhatsAppReadOperator(BaseOperator):
     :param max_workers: requests in flight at once.
     :param max_requests_per_second: rate cap, retries included; None: the connection's
         ``max_requests_per_second`` extra, else no cap.
+    :param adaptive_rate: when NXCloud throttles (HTTP 429), slow down to just under the rate it
+        accepts; the result's ``rate_limit_per_second`` says which. None: the connection's
+        ``adaptive_rate`` extra, else on.
     :param code_actions: override the policy for a code: ``"retry"``, ``"skip"`` or ``"fail"``,
         e.g. ``{9006: "skip"}``.
     :param max_message_age_days: skip (without a request) messages whose ``timestamp`` is older;
@@ -87,6 +93,7 @@ class MarkWhatsAppReadOperator(BaseOperator):
         code_actions: CodeActions | None = None,
         max_message_age_days: float | None = 30,
         one_request_per_conversation: bool = True,
+        adaptive_rate: bool | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -97,6 +104,7 @@ class MarkWhatsAppReadOperator(BaseOperator):
             max_message_age_days=max_message_age_days,
             code_actions=code_actions,
             one_request_per_conversation=one_request_per_conversation,
+            adaptive_rate=adaptive_rate,
         )
         self.message_ids = message_ids
         self.business_phone = business_phone
@@ -106,6 +114,7 @@ class MarkWhatsAppReadOperator(BaseOperator):
         self.code_actions = self.options.code_actions
         self.max_message_age_days = max_message_age_days
         self.one_request_per_conversation = one_request_per_conversation
+        self.adaptive_rate = adaptive_rate
 
     @classmethod
     def partial(cls, **kwargs: Any) -> Any:  # type: ignore[override]
@@ -125,6 +134,7 @@ class MarkWhatsAppReadOperator(BaseOperator):
         return NxCloudHook(
             nxcloud_conn_id=self.nxcloud_conn_id,
             max_requests_per_second=self.max_requests_per_second,
+            adaptive_rate=self.adaptive_rate,
         )
 
     def on_kill(self) -> None:

@@ -14,6 +14,7 @@ from airflow_provider_nxcloud.testing.sandbox import (
     DEFAULT_ACCESS_SECRET,
     DEFAULT_BUSINESS_PHONE,
     FAULT_KINDS,
+    AccountLimit,
     Faults,
     NxCloudSandbox,
 )
@@ -43,6 +44,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--fault", type=_fault, action="append", default=[], help="e.g. --fault 503=0.05")
     parser.add_argument("--seed", type=int)
     parser.add_argument("--clock-skew-ms", type=int, default=0)
+    parser.add_argument("--rate-limit", type=float, help="account limit, requests/s (HTTP 429 beyond)")
+    parser.add_argument("--rate-burst", type=float, default=5.0, help="requests the limit lets burst")
+    parser.add_argument("--rate-retry-after", type=float, help="Retry-After on its 429s; default: none")
     parser.add_argument("--no-request-log", action="store_true", help="keep only marks (long runs)")
     args = parser.parse_args(argv)
 
@@ -65,6 +69,11 @@ def main(argv: list[str] | None = None) -> int:
         faults=Faults(latency=args.latency_ms / 1000, rates=dict(args.fault), seed=args.seed),
         record_requests=not args.no_request_log,
         inbound=inbound,
+        rate_limit=(
+            AccountLimit(args.rate_limit, args.rate_burst, args.rate_retry_after)
+            if args.rate_limit is not None
+            else None
+        ),
     )
 
     def stop(signum: int, frame: object) -> NoReturn:

@@ -57,5 +57,12 @@ class SandboxClient:
             document["message_ids"] = message_ids
         self._request("/_sandbox/config", document)
 
+    def set_rate_limit(
+        self, per_second: float | None, *, burst: float = 5.0, retry_after: float | None = None
+    ) -> None:
+        """Set, change (during a run) or remove (None) the account's rate limit."""
+        limit = {"per_second": per_second, "burst": burst, "retry_after": retry_after}
+        self._request("/_sandbox/config", {"rate_limit": limit if per_second is not None else None})
+
     def reset(self) -> None:
         self._request("/_sandbox/reset", {})

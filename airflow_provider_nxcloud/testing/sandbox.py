@@ -22,6 +22,8 @@ from airflow_provider_nxcloud.testing.state import (
     DEFAULT_ACCESS_SECRET,
     DEFAULT_BUSINESS_PHONE,
     FAULT_KINDS,
+    RATE_LIMITED,
+    AccountLimit,
     Faults,
     InboundMessage,
     RequestRecord,
@@ -37,6 +39,7 @@ __all__ = [
     "DEFAULT_BUSINESS_PHONE",
     "FAULT_KINDS",
     "MARK_READ_PATH",
+    "AccountLimit",
     "Faults",
     "InboundMessage",
     "NxCloudSandbox",
@@ -129,6 +132,9 @@ class _Handler(BaseHTTPRequestHandler):
         if "message_ids" in document:
             ids = document["message_ids"]
             sandbox.state.message_ids = set(ids) if ids is not None else None
+        if "rate_limit" in document:
+            limit = document["rate_limit"]
+            sandbox.set_rate_limit(AccountLimit(**limit) if limit is not None else None)
         self._reply_json({"ok": True})
 
     def _mark_read(self, raw: bytes) -> None:
@@ -142,14 +148,16 @@ class _Handler(BaseHTTPRequestHandler):
         parsed = parsed if isinstance(parsed, dict) else {}
         message_id, phone = parsed.get("message_id"), parsed.get("business_phone")
         message_id = message_id if isinstance(message_id, str) else None
+        # Counted on arrival, as a gateway does; the 429 still takes the round trip to arrive.
+        throttled = not state.admit()
         latency = state.faults.latency
         if latency:
             time.sleep(latency)
-        fault = state.scripted_fault(message_id) or state.draw_fault()
+        fault = RATE_LIMITED if throttled else state.scripted_fault(message_id) or state.draw_fault()
         code: int | None = None
         if fault in {"-1", "9001"}:
             code = int(fault)
-        elif fault not in {"drop", "500", "503", "429", "html"}:
+        elif fault not in {"drop", "500", "503", "429", "html", RATE_LIMITED}:
             if fault == "slow":
                 time.sleep(state.faults.slow_seconds)
             code, message, body = state.verify(self.headers, raw)
@@ -176,6 +184,11 @@ class _Handler(BaseHTTPRequestHandler):
                 self.connection.shutdown(socket.SHUT_RDWR)
             elif fault in {"500", "503"}:
                 self._reply(int(fault), b"Service Unavailable", "text/plain")
+            elif fault == RATE_LIMITED:
+                bucket = state.account_bucket
+                retry_after = bucket.limit.retry_after if bucket is not None else None
+                extra = {"Retry_After": f"{retry_after:g}"} if retry_after is not None else {}
+                self._reply(429, b"Too Many Requests", "text/plain", **extra)
             elif fault == "429":
                 self._reply(
                     429, b"Too Many Requests", "text/plain", Retry_After=f"{state.faults.retry_after:g}"
@@ -215,6 +228,7 @@ class NxCloudSandbox:
         neither seeded nor in ``message_ids`` gets 9099, and marking one message read also marks
         the earlier ones of its conversation (``read_ids``).
     :param clock_skew_ms: how far the sandbox clock is ahead of the host's.
+    :param rate_limit: the account's rate limit (HTTP 429 beyond it); None: unlimited.
     """
 
     def __init__(
@@ -230,6 +244,7 @@ class NxCloudSandbox:
         faults: Faults | None = None,
         record_requests: bool = True,
         inbound: Iterable[InboundMessage | Mapping[str, Any]] = (),
+        rate_limit: AccountLimit | None = None,
     ) -> None:
         self.state = SandboxState(
             access_key=access_key,
@@ -240,6 +255,7 @@ class NxCloudSandbox:
             faults=faults,
             record_requests=record_requests,
             inbound=_inbound(inbound),
+            rate_limit=rate_limit,
         )
         self._address = (host, port)
         self._server: _Server | None = None
@@ -297,6 +313,10 @@ class NxCloudSandbox:
     def set_faults(self, faults: Faults) -> None:
         self.state.set_faults(faults)
 
+    def set_rate_limit(self, limit: AccountLimit | None) -> None:
+        """Set, change (during a run) or remove the account's rate limit; ``reset()`` keeps it."""
+        self.state.set_rate_limit(limit)
+
     def set_clock_skew(self, milliseconds: int) -> None:
         self.state.clock_skew_ms = milliseconds
 
@@ -305,7 +325,8 @@ class NxCloudSandbox:
         self.state.add_inbound(_inbound(messages))
 
     def reset(self) -> None:
-        """Forget marks, requests and faults (keeps credentials, phones, ids and inbound messages)."""
+        """Forget marks, requests and faults (keeps credentials, phones, ids, inbound messages and the
+        rate limit)."""
         with self.state.lock:
             self.state.mark_counts.clear()
             self.state.read_up_to.clear()

@@ -30,6 +30,8 @@ DEFAULT_BUSINESS_PHONE = "8613800000000"
 # What a WhatsApp message id can look like (wamid.<base64>); anything else is a 9000.
 _WELL_FORMED_ID = re.compile(r"^[A-Za-z0-9._=+/:-]{1,512}$")
 FAULT_KINDS = ("-1", "9001", "500", "503", "429", "drop", "html", "slow")
+# The ``fault`` of a request refused by the account's rate limit (``AccountLimit``), not injected.
+RATE_LIMITED = "rate_limit"
 
 
 @dataclass
@@ -82,6 +84,47 @@ class InboundMessage:
 
 
 @dataclass
+class AccountLimit:
+    """
+    The account's rate limit, which NXCloud does not tell the client: a token bucket of
+    ``per_second`` with ``burst`` saved; beyond it HTTP 429, with ``Retry-After`` only when set.
+    """
+
+    per_second: float
+    burst: float = 5.0
+    retry_after: float | None = None
+
+    def __post_init__(self) -> None:
+        if not self.per_second > 0 or not self.burst >= 1:
+            raise ValueError("a rate limit needs per_second > 0 and burst >= 1")
+
+
+class AccountBucket:
+    """The limit's token bucket, starting full; changing the limit keeps the tokens it has."""
+
+    def __init__(self, limit: AccountLimit, now: float) -> None:
+        self.limit = limit
+        self._tokens = limit.burst
+        self._stamp = now
+
+    def change(self, limit: AccountLimit, now: float) -> None:
+        self._refill(now)
+        self.limit = limit
+        self._tokens = min(self._tokens, limit.burst)
+
+    def admit(self, now: float) -> bool:
+        self._refill(now)
+        if self._tokens < 1:
+            return False
+        self._tokens -= 1
+        return True
+
+    def _refill(self, now: float) -> None:
+        self._tokens = min(self.limit.burst, self._tokens + (now - self._stamp) * self.limit.per_second)
+        self._stamp = now
+
+
+@dataclass
 class RequestRecord:
     """One request as the sandbox saw it (headers and body as received)."""
 
@@ -110,6 +153,7 @@ class SandboxState:
         faults: Faults | None,
         record_requests: bool,
         inbound: Iterable[InboundMessage] = (),
+        rate_limit: AccountLimit | None = None,
     ) -> None:
         self.access_key = access_key
         self.access_secret = access_secret
@@ -129,6 +173,8 @@ class SandboxState:
         # Per conversation (phone, customer), the place of the newest message marked read.
         self.read_up_to: dict[tuple[str, str], tuple[int, int]] = {}
         self.add_inbound(inbound)
+        self.account_bucket: AccountBucket | None = None
+        self.set_rate_limit(rate_limit)
 
     def add_inbound(self, messages: Iterable[InboundMessage]) -> None:
         """Seed inbound messages (their business phones become known); seeding one twice is a no-op."""
@@ -159,6 +205,21 @@ class SandboxState:
     def set_faults(self, faults: Faults) -> None:
         self.faults = faults
         self.random = random.Random(faults.seed)
+
+    def set_rate_limit(self, limit: AccountLimit | None) -> None:
+        """Set, change (mid-run: the tokens saved carry over) or remove (None) the account limit."""
+        with self.lock:
+            if limit is None:
+                self.account_bucket = None
+            elif self.account_bucket is None:
+                self.account_bucket = AccountBucket(limit, time.monotonic())
+            else:
+                self.account_bucket.change(limit, time.monotonic())
+
+    def admit(self) -> bool:
+        """Whether the account limit lets this request through now (it counts against it)."""
+        with self.lock:
+            return self.account_bucket is None or self.account_bucket.admit(time.monotonic())
 
     def now_ms(self) -> int:
         return int(time.time() * 1000) + self.clock_skew_ms

@@ -35,6 +35,7 @@ EXTRA_FIELD_LABELS = {
     "timeout": "Timeout (seconds)",
     "verify": "Verify TLS certificate",
     "max_requests_per_second": "Max requests per second",
+    "adaptive_rate": "Adapt to NXCloud's rate limit",
     "max_retries": "Max retries",
 }
 RELABELS = {"host": "API base URL", "login": "Access Key", "password": "Access Secret"}
@@ -111,6 +112,7 @@ def test_hook_meta_describes_the_nxcloud_form(api_server: ApiServer) -> None:
         "timeout": "number",
         "verify": "boolean",
         "max_requests_per_second": "number",
+        "adaptive_rate": "boolean",
         "max_retries": "integer",
     }
     assert extra["algorithm"]["schema"]["enum"] == ["md5", "sha256"]
@@ -120,6 +122,7 @@ def test_hook_meta_describes_the_nxcloud_form(api_server: ApiServer) -> None:
         "timeout": 30,
         "verify": True,
         "max_requests_per_second": None,
+        "adaptive_rate": True,
         "max_retries": 5,
     }
 
@@ -278,12 +281,13 @@ def test_add_connection_through_the_form(api_server: ApiServer, page: Page, arti
         assert stored["password"] == sandbox.state.access_secret
         if AIRFLOW_2:  # the Flask form stores what was filled in (empty text fields left out)
             assert stored["extra"] == {
-                "business_phone": BUSINESS_PHONE, "algorithm": "sha256", "verify": True, "max_retries": None,
+                "business_phone": BUSINESS_PHONE, "algorithm": "sha256", "verify": True,
+                "adaptive_rate": True, "max_retries": None,
             }  # fmt: skip
         elif AIRFLOW_VERSION >= (3, 2):  # untouched fields saved with their defaults
             assert stored["extra"] == {
                 "business_phone": BUSINESS_PHONE, "algorithm": "sha256", "timeout": 30, "verify": True,
-                "max_requests_per_second": None, "max_retries": 5,
+                "max_requests_per_second": None, "adaptive_rate": True, "max_retries": 5,
             }  # fmt: skip
         assert {name: stored["settings"][name] for name in RESOLVED} == RESOLVED
 

@@ -41,6 +41,7 @@ class FakeClient:
     """A ``MarkReadClient`` that answers from ``codes`` (default 0) and records what was sent."""
 
     business_phone = PHONE
+    rate_limit_found = None  # never throttled
 
     def __init__(self, codes: dict[str, int] | None = None) -> None:
         self.codes = codes or {}

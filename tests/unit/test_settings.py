@@ -58,6 +58,19 @@ def test_empty_host_means_nxcloud(monkeypatch: pytest.MonkeyPatch) -> None:
         5,
     )
     assert settings.max_requests_per_second is None
+    assert settings.adaptive_rate is True
+
+
+@pytest.mark.parametrize(
+    ("extra", "argument", "expected"),
+    [("false", None, False), (True, False, False), ("0", True, True), (None, None, True)],
+)
+def test_adaptive_rate_from_the_extra_or_the_argument(
+    monkeypatch: pytest.MonkeyPatch, extra: object, argument: bool | None, expected: bool
+) -> None:
+    conn = {"conn_type": "nxcloud", "login": "k", "password": "s", "extra": {"adaptive_rate": extra}}
+
+    assert settings_for(monkeypatch, json.dumps(conn), adaptive_rate=argument).adaptive_rate is expected
 
 
 def test_airflow2_prefixed_extras_are_read(monkeypatch: pytest.MonkeyPatch) -> None:
