@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from airflow_provider_nxcloud.operators.whatsapp import MarkWhatsAppReadOperator
-from airflow_provider_nxcloud.version_compat import dag, task
+from airflow_provider_nxcloud.version_compat import dag, task  # airflow.sdk, or airflow.decorators on 2.x
 
 
 @dag(schedule=None, start_date=datetime(2026, 1, 1), catchup=False, tags=["nxcloud", "example"])

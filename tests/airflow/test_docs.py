@@ -89,7 +89,7 @@ def test_nxcloud_connection_from_the_cli(docs_sandbox: NxCloudSandbox, tmp_path:
 
 @pytest.mark.parametrize("form", SQLITE_FORMS)
 def test_sqlite_inbox_connection_form(form: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from airflow.sdk import BaseHook
+    from airflow_provider_nxcloud.version_compat import BaseHook
 
     path = tmp_path / "inbox.db"
     with sqlite3.connect(path) as db:
