@@ -1,6 +1,6 @@
-"""Adaptive rate control against an account limit the client is not told: ``benchmarks/adaptive.py``.
+"""Adaptive rate control against an account limit the client is not told: ``python -m benchmarks.adaptive``.
 
-``.venv/bin/python benchmarks/adaptive.py [--quick]`` prints Markdown table rows (measure | how |
+``.venv/bin/python -m benchmarks.adaptive [--quick]`` prints Markdown table rows (measure | how |
 result | target | verdict) on stdout, progress on stderr; exit status 1 when a target is missed.
 ``measure_adaptive(quick)`` returns the same rows as dicts, for ``run.py``.
 
@@ -21,13 +21,9 @@ import sys
 import tempfile
 import threading
 import time
-from pathlib import Path
 from typing import Any
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
-
-from common import MARK_READ_PATH, SandboxProcess, Stopwatch, Ticker, log, message_ids  # noqa: E402
+from benchmarks.common import MARK_READ_PATH, SandboxProcess, Stopwatch, Ticker, log, message_ids
 
 LATENCY_MS = 50.0
 WORKERS = 32
@@ -325,7 +321,8 @@ def measure_shared(sandbox: SandboxProcess, ids_count: int) -> dict[str, Any]:
         subprocess.Popen(
             [
                 sys.executable,
-                __file__,
+                "-m",
+                "benchmarks.adaptive",
                 "--child",
                 "--connection",
                 json.dumps(sandbox.connection),

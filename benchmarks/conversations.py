@@ -1,4 +1,4 @@
-"""One request per conversation, measured: ``.venv/bin/python benchmarks/conversations.py [--quick]``.
+"""One request per conversation, measured: ``.venv/bin/python -m benchmarks.conversations [--quick]``.
 
 A realistic inbox (10,000 messages from 2,000 customers, messages per customer geometric with
 mean 5, fixed seed) through ``MarkWhatsAppReadOperator`` with its defaults against a sandbox in
@@ -27,10 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
-
-from common import SandboxProcess, Stopwatch, Ticker, Timed, log  # noqa: E402  (a script: its directory first)
+from benchmarks.common import SandboxProcess, Stopwatch, Ticker, Timed, log
 
 LATENCY_MS = 50.0
 CONN_ID = "nxcloud_bench_conversations"

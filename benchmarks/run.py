@@ -14,14 +14,22 @@ import argparse
 import sys
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from benchmarks import measures, report
+from benchmarks.adaptive import measure_adaptive
 from benchmarks.config import FULL, QUICK, RESULTS_DIR
+from benchmarks.conversations import measure_conversations
 from benchmarks.session import Session
 
 if TYPE_CHECKING:
     from collections.abc import Callable
+
+
+def _own_sandboxes(measure: Callable[[bool], list[dict[str, Any]]]) -> Callable[[Session], list[report.Row]]:
+    """A measure that starts its own sandboxes (it also runs alone: ``python -m benchmarks.<name>``)."""
+    return lambda session: [report.Row(**row) for row in measure(session.sizes is QUICK)]
+
 
 # In the order they run; the table has its own order (report.TABLE_ORDER).
 MEASURES: list[Callable[[Session], list[report.Row]]] = [
@@ -31,6 +39,8 @@ MEASURES: list[Callable[[Session], list[report.Row]]] = [
     measures.default_settings,
     measures.rate_cap,
     measures.memory,
+    _own_sandboxes(measure_conversations),
+    _own_sandboxes(measure_adaptive),
 ]
 
 

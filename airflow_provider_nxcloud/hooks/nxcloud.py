@@ -8,7 +8,7 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_nxcloud.api import MARK_READ_PATH, READ_ACTION, WHATSAPP_BIZ_TYPE, mark_read_body
-from airflow_provider_nxcloud.batch import BatchOptions, mark_messages
+from airflow_provider_nxcloud.batch import mark_messages
 from airflow_provider_nxcloud.exceptions import (
     CLOCK_SKEW_CODE,
     TRANSIENT_CODES,
@@ -26,6 +26,7 @@ from airflow_provider_nxcloud.get_provider_info import (
     HOOK_NAME,
     UI_FIELD_BEHAVIOUR,
 )
+from airflow_provider_nxcloud.options import BatchOptions
 from airflow_provider_nxcloud.ratelimit import AdaptiveRateLimiter, RateLimiter
 from airflow_provider_nxcloud.responses import NxCloudResponse, interpret, is_throttle
 from airflow_provider_nxcloud.retries import transient_retrying
@@ -40,7 +41,7 @@ if TYPE_CHECKING:
     import requests
     from tenacity import Retrying
 
-    from airflow_provider_nxcloud.batch import CodeActions
+    from airflow_provider_nxcloud.options import CodeActions
     from airflow_provider_nxcloud.results import BatchResult
 
 TEST_MESSAGE_ID = "airflow-connection-test-not-a-real-message"

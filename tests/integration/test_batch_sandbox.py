@@ -57,8 +57,9 @@ def test_permanent_failures_do_not_stop_the_others(nxcloud_sandbox: NxCloudSandb
 
 
 def test_long_runs_log_progress(nxcloud_sandbox: NxCloudSandbox, caplog: pytest.LogCaptureFixture) -> None:
-    from airflow_provider_nxcloud.batch import BatchOptions, run_batch
+    from airflow_provider_nxcloud.batch import run_batch
     from airflow_provider_nxcloud.messages import normalise_messages
+    from airflow_provider_nxcloud.options import BatchOptions
 
     nxcloud_sandbox.set_faults(Faults(latency=0.02))
     hook = NxCloudHook()

@@ -15,7 +15,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from airflow_provider_nxcloud.batch import BatchOptions, mark_messages
+from airflow_provider_nxcloud.batch import mark_messages
 from airflow_provider_nxcloud.conversations import units_to_send
 from airflow_provider_nxcloud.exceptions import (
     TRANSIENT_CODES,
@@ -26,6 +26,7 @@ from airflow_provider_nxcloud.exceptions import (
     is_auth_code,
 )
 from airflow_provider_nxcloud.messages import Message, normalise_messages
+from airflow_provider_nxcloud.options import BatchOptions
 
 if TYPE_CHECKING:
     from airflow_provider_nxcloud.results import BatchResult

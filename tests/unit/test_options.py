@@ -2,9 +2,9 @@ from __future__ import annotations
 
 import pytest
 
-from airflow_provider_nxcloud.batch import BatchOptions, validate_code_actions
 from airflow_provider_nxcloud.exceptions import NxCloudConfigError
 from airflow_provider_nxcloud.messages import Message
+from airflow_provider_nxcloud.options import BatchOptions, validate_code_actions
 from airflow_provider_nxcloud.results import BatchResult, Outcome
 
 MESSAGE = Message("wamid.1", "8613800000000")
