@@ -35,9 +35,11 @@ def test_form_widgets_match_the_conn_fields() -> None:
         "timeout": StringField,
         "verify": BooleanField,
         "max_requests_per_second": StringField,
+        "adaptive_rate": BooleanField,
         "max_retries": IntegerField,
     }
     assert fields["verify"].default is True
+    assert fields["adaptive_rate"].default is True
 
 
 def test_field_behaviour_is_the_metadata_in_snake_case() -> None:
@@ -48,13 +50,15 @@ def test_field_behaviour_is_the_metadata_in_snake_case() -> None:
     }
 
 
-@pytest.mark.parametrize(("sent", "verify"), [("y", True), ("n", False)])
+@pytest.mark.parametrize(("sent", "ticked"), [("y", True), ("n", False)])
 def test_checkbox_value_the_flask_form_sends_on_test_is_a_boolean(
-    monkeypatch: pytest.MonkeyPatch, sent: str, verify: bool
+    monkeypatch: pytest.MonkeyPatch, sent: str, ticked: bool
 ) -> None:
     # Airflow 2's Test button posts the unsaved form: a ticked WTForms checkbox arrives as "y".
     # Read as a CA bundle path, it would fail every Test against https://api2.nxcloud.com.
-    document = {"conn_type": "nxcloud", "login": "key", "password": "secret", "extra": {"verify": sent}}
+    extra = {"verify": sent, "adaptive_rate": sent}
+    document = {"conn_type": "nxcloud", "login": "key", "password": "secret", "extra": extra}
     monkeypatch.setenv("AIRFLOW_CONN_NX_FORM_TEST", json.dumps(document))
+    settings = NxCloudHook(nxcloud_conn_id="nx_form_test").settings
 
-    assert NxCloudHook(nxcloud_conn_id="nx_form_test").settings.verify is verify
+    assert (settings.verify, settings.adaptive_rate) == (ticked, ticked)
