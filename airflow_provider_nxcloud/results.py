@@ -110,11 +110,15 @@ class BatchResult:
                 "reason": outcome.reason,
             }
 
-        return {
+        document: dict[str, Any] = {
             "marked": [m.message_id for m in self.marked],
             "skipped": [entry(o) for o in self.skipped],
             "failed": [{**entry(o), "retryable": o.status == "retryable"} for o in self.failed],
             "not_attempted": [m.message_id for m in self.not_attempted],
             "counts": self.counts(),
-            "rate_limit_per_second": self.rate_limit_per_second,
         }
+        # Only when NXCloud throttled: a downstream ``@task -> dict`` pushes each key as an XCom
+        # of its own (multiple_outputs), and Airflow 3.0's API refuses a None XCom value (422).
+        if self.rate_limit_per_second is not None:
+            document["rate_limit_per_second"] = self.rate_limit_per_second
+        return document

@@ -55,7 +55,8 @@ class MarkWhatsAppReadOperator(BaseOperator):
 
         {"marked": [ids], "skipped": [{message_id, business_phone, code, reason}],
          "failed": [{message_id, business_phone, code, reason, retryable}],
-         "not_attempted": [ids], "counts": {...}, "rate_limit_per_second": float | None}
+         "not_attempted": [ids], "counts": {...},
+         "rate_limit_per_second": float}  # only when NXCloud throttled
 
     :param message_ids: ids, records (``id``/``message_id``, ``business_phone``, ``from``,
         ``timestamp``), webhook payloads, or an XComArg of any of these; nested lists are

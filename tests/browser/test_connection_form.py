@@ -101,9 +101,10 @@ def test_hook_meta_describes_the_nxcloud_form(api_server: ApiServer) -> None:
             "timeout": "string",
             "verify": "boolean",
             "max_requests_per_second": "string",
+            "adaptive_rate": "boolean",
             "max_retries": "integer",
         }
-        assert values == {**dict.fromkeys(EXTRA_FIELD_LABELS), "verify": True}
+        assert values == {**dict.fromkeys(EXTRA_FIELD_LABELS), "verify": True, "adaptive_rate": True}
         return
     # 3.2+: conn-fields; the JSON Schema type picks the widget: text, select, number, switch.
     assert types == {

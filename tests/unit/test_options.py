@@ -110,5 +110,4 @@ def test_result_dict_lists_every_message_once() -> None:
             "total": 4, "marked": 1, "skipped": 1, "failed": 1, "not_attempted": 1, "duplicates": 2,
             "requests": 3, "conversations": 1,
         },
-        "rate_limit_per_second": None,
     }  # fmt: skip
