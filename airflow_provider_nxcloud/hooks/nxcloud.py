@@ -1,4 +1,8 @@
-"""NxCloudHook: an Airflow connection of type ``nxcloud`` -> signed, retried HTTP calls to NXCloud."""
+"""NxCloudHook: an Airflow connection of type ``nxcloud`` -> signed, retried HTTP calls to NXCloud.
+
+Wiring only (settings, transport, limiters, retries, the 2.x form, the endpoints); the logic is
+in the modules it imports. A little over 300 lines, most of it the documented public methods.
+"""
 
 from __future__ import annotations
 

@@ -5,7 +5,8 @@ bytes (1003), ``ts`` within 60 s of its own (skewable) clock (1004), unknown acc
 body fields (9000), known business phones (9002) and, when told which exist, known message ids
 (9099 otherwise). Seeded with inbound messages, it knows conversations as WhatsApp does: marking
 one message read marks the earlier ones of its conversation (``read_ids``). Pure state behind
-one lock; ``sandbox.py`` serves it over HTTP.
+one lock; ``sandbox.py`` serves it over HTTP. Over 300 lines with the account rate limit,
+which lives here because it is decided under the same lock as the rest.
 """
 
 from __future__ import annotations
