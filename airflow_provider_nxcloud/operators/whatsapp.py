@@ -99,7 +99,7 @@ class MarkWhatsAppReadOperator(BaseOperator):
     ) -> None:
         super().__init__(**kwargs)
         # Bad arguments fail when the DAG file is parsed, not at 3 a.m.
-        self.options = _checked_options(
+        checked = _checked_options(
             max_workers=max_workers,
             max_requests_per_second=max_requests_per_second,
             max_message_age_days=max_message_age_days,
@@ -112,7 +112,7 @@ class MarkWhatsAppReadOperator(BaseOperator):
         self.nxcloud_conn_id = nxcloud_conn_id
         self.max_workers = max_workers
         self.max_requests_per_second = max_requests_per_second
-        self.code_actions = self.options.code_actions
+        self.code_actions = checked.code_actions
         self.max_message_age_days = max_message_age_days
         self.one_request_per_conversation = one_request_per_conversation
         self.adaptive_rate = adaptive_rate
@@ -127,6 +127,16 @@ class MarkWhatsAppReadOperator(BaseOperator):
         """
         _checked_options(**kwargs)
         return super().partial(**kwargs)
+
+    @property
+    def options(self) -> BatchOptions:
+        """The batch's options, from the attributes as they are now (a cluster policy may change them)."""
+        return _checked_options(
+            max_workers=self.max_workers,
+            max_message_age_days=self.max_message_age_days,
+            code_actions=self.code_actions,
+            one_request_per_conversation=self.one_request_per_conversation,
+        )
 
     @cached_property
     def hook(self) -> NxCloudHook:

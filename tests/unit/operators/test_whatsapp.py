@@ -56,3 +56,11 @@ def test_bad_arguments_fail_at_construction_and_in_partial(arguments: dict[str, 
         MarkWhatsAppReadOperator(task_id="mark", message_ids=[], **arguments)  # type: ignore[arg-type]
     with pytest.raises(NxCloudConfigError, match=error):
         MarkWhatsAppReadOperator.partial(task_id="mark", **arguments)
+
+
+def test_options_follow_the_attributes_as_they_are_at_run_time() -> None:
+    # A cluster policy (or a test) may change an attribute after the DAG file built the operator.
+    operator = MarkWhatsAppReadOperator(task_id="mark", message_ids=[], max_workers=3)
+    operator.max_workers = 5
+
+    assert operator.options.max_workers == 5
