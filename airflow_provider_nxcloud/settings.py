@@ -7,9 +7,9 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol, cast
 from urllib.parse import urlsplit
 
-from airflow_provider_nxcloud.exceptions import NxCloudConfigError
+from airflow_provider_nxcloud.client.errors import NxCloudConfigError
+from airflow_provider_nxcloud.client.signing import ALGORITHMS, Algorithm
 from airflow_provider_nxcloud.get_provider_info import CONN_FIELDS, CONN_TYPE, DEFAULT_BASE_URL
-from airflow_provider_nxcloud.signing import ALGORITHMS, Algorithm
 
 if TYPE_CHECKING:
     from collections.abc import Mapping

@@ -256,7 +256,7 @@ def measure_unlimited(sandbox: SandboxProcess, ids_count: int) -> dict[str, Any]
 def measure_random_faults(sandbox: SandboxProcess, ids_count: int) -> dict[str, Any]:
     """Should -1, 9001 and 503 count as throttles? Random faults, no limit: what it would cost."""
     import airflow_provider_nxcloud.hooks.nxcloud as hook_module
-    from airflow_provider_nxcloud.responses import is_throttle
+    from airflow_provider_nxcloud.client.responses import is_throttle
     from airflow_provider_nxcloud.testing import SandboxClient
 
     client = SandboxClient(sandbox.url, timeout=60)

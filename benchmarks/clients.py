@@ -14,7 +14,7 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_nxcloud.api import MARK_READ_PATH
+from airflow_provider_nxcloud.client.api import MARK_READ_PATH
 
 if TYPE_CHECKING:
     from collections.abc import Callable

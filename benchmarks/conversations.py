@@ -183,8 +183,8 @@ def measured_run(sandbox: SandboxProcess, records: list[dict[str, Any]], label: 
 
 def grouping_step_us_per_message(records: list[dict[str, Any]], phone: str, repeats: int = 20) -> float:
     """CPU of ``units_to_send(grouped=True)`` alone, per message: all the grouping adds on the way in."""
-    from airflow_provider_nxcloud.conversations import units_to_send
-    from airflow_provider_nxcloud.messages import normalise_messages
+    from airflow_provider_nxcloud.batch.conversations import units_to_send
+    from airflow_provider_nxcloud.batch.messages import normalise_messages
 
     messages = normalise_messages(records, default_business_phone=phone).messages
     times = []

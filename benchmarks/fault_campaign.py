@@ -48,7 +48,7 @@ class _TaskInstance:
 
 def execute_operator(ids: list[str], retry_wait: tuple[float, float] | None) -> tuple[str, dict[str, Any]]:
     """One task run with default operator settings: (how it ended, its XCom result)."""
-    from airflow_provider_nxcloud.exceptions import NxCloudTransientError
+    from airflow_provider_nxcloud.client.errors import NxCloudTransientError
     from airflow_provider_nxcloud.operators.whatsapp import MarkWhatsAppReadOperator
     from airflow_provider_nxcloud.version_compat import AirflowFailException, AirflowSkipException
 

@@ -6,7 +6,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_nxcloud.signing import compute_sign
+from airflow_provider_nxcloud.client.signing import compute_sign
 from benchmarks.fault_mix import DEFAULT_MAX_RETRIES
 
 if TYPE_CHECKING:

@@ -13,7 +13,7 @@ import subprocess
 import sys
 from typing import TYPE_CHECKING
 
-from airflow_provider_nxcloud.api import MARK_READ_PATH
+from airflow_provider_nxcloud.client.api import MARK_READ_PATH
 from benchmarks import clients
 from benchmarks.common import Ticker, log, message_ids
 from benchmarks.config import CEILING, FAST, LATENT, LOGGED, RATE_CAP, REPO_ROOT, SUBPROCESS_TIMEOUT, WORKERS

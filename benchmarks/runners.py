@@ -6,7 +6,7 @@ import statistics
 import time
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_nxcloud.api import MARK_READ_PATH
+from airflow_provider_nxcloud.client.api import MARK_READ_PATH
 from benchmarks import clients
 from benchmarks.common import Stopwatch, Ticker, log, message_ids
 from benchmarks.config import LATENT, WORKERS

@@ -11,9 +11,10 @@ import time
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_nxcloud.api import MARK_READ_PATH, READ_ACTION, WHATSAPP_BIZ_TYPE, mark_read_body
-from airflow_provider_nxcloud.batch import mark_messages
-from airflow_provider_nxcloud.exceptions import (
+from airflow_provider_nxcloud.batch.engine import mark_messages
+from airflow_provider_nxcloud.batch.options import BatchOptions
+from airflow_provider_nxcloud.client.api import MARK_READ_PATH, READ_ACTION, WHATSAPP_BIZ_TYPE, mark_read_body
+from airflow_provider_nxcloud.client.errors import (
     CLOCK_SKEW_CODE,
     TRANSIENT_CODES,
     NxCloudApiError,
@@ -23,6 +24,11 @@ from airflow_provider_nxcloud.exceptions import (
     describe_code,
     is_auth_code,
 )
+from airflow_provider_nxcloud.client.ratelimit import AdaptiveRateLimiter, RateLimiter
+from airflow_provider_nxcloud.client.responses import NxCloudResponse, interpret, is_throttle
+from airflow_provider_nxcloud.client.retries import transient_retrying
+from airflow_provider_nxcloud.client.signing import Algorithm, serialise_body, signed_headers
+from airflow_provider_nxcloud.client.transport import PooledTransport
 from airflow_provider_nxcloud.get_provider_info import (
     CONN_FIELDS,
     CONN_TYPE,
@@ -30,13 +36,7 @@ from airflow_provider_nxcloud.get_provider_info import (
     HOOK_NAME,
     UI_FIELD_BEHAVIOUR,
 )
-from airflow_provider_nxcloud.options import BatchOptions
-from airflow_provider_nxcloud.ratelimit import AdaptiveRateLimiter, RateLimiter
-from airflow_provider_nxcloud.responses import NxCloudResponse, interpret, is_throttle
-from airflow_provider_nxcloud.retries import transient_retrying
 from airflow_provider_nxcloud.settings import NxCloudSettings, resolve_settings
-from airflow_provider_nxcloud.signing import Algorithm, serialise_body, signed_headers
-from airflow_provider_nxcloud.transport import PooledTransport
 from airflow_provider_nxcloud.version_compat import BaseHook
 
 if TYPE_CHECKING:
@@ -45,8 +45,8 @@ if TYPE_CHECKING:
     import requests
     from tenacity import Retrying
 
-    from airflow_provider_nxcloud.options import CodeActions
-    from airflow_provider_nxcloud.results import BatchResult
+    from airflow_provider_nxcloud.batch.options import CodeActions
+    from airflow_provider_nxcloud.batch.results import BatchResult
 
 TEST_MESSAGE_ID = "airflow-connection-test-not-a-real-message"
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_nxcloud.exceptions import NxCloudConfigError, NxCloudTransientError
+from airflow_provider_nxcloud.batch.options import BatchOptions, CodeActions, check_positive
+from airflow_provider_nxcloud.client.errors import NxCloudConfigError, NxCloudTransientError
 from airflow_provider_nxcloud.get_provider_info import DEFAULT_CONN_ID
-from airflow_provider_nxcloud.options import BatchOptions, CodeActions, check_positive
 from airflow_provider_nxcloud.version_compat import AirflowFailException, AirflowSkipException, BaseOperator
 
 if TYPE_CHECKING:
@@ -154,7 +154,7 @@ class MarkWhatsAppReadOperator(BaseOperator):
 
     def execute(self, context: Context) -> dict[str, Any]:
         try:
-            from airflow_provider_nxcloud.batch import mark_messages  # with the hook: at run time
+            from airflow_provider_nxcloud.batch.engine import mark_messages  # with the hook: at run time
 
             result = mark_messages(
                 self.hook, self.message_ids, business_phone=self.business_phone or None, options=self.options

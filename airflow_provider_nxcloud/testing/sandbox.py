@@ -18,7 +18,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
 
-from airflow_provider_nxcloud.api import MARK_READ_PATH
+from airflow_provider_nxcloud.client.api import MARK_READ_PATH
 from airflow_provider_nxcloud.testing.state import (
     DEFAULT_ACCESS_KEY,
     DEFAULT_ACCESS_SECRET,

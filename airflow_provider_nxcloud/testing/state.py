@@ -19,8 +19,8 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_nxcloud.api import READ_ACTION, TS_WINDOW_MS, WHATSAPP_BIZ_TYPE, mark_read_body
-from airflow_provider_nxcloud.signing import ALGORITHMS, SIGNED_HEADERS, compute_sign
+from airflow_provider_nxcloud.client.api import READ_ACTION, TS_WINDOW_MS, WHATSAPP_BIZ_TYPE, mark_read_body
+from airflow_provider_nxcloud.client.signing import ALGORITHMS, SIGNED_HEADERS, compute_sign
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from airflow_provider_nxcloud.exceptions import NxCloudTransientError
+from airflow_provider_nxcloud.client.errors import NxCloudTransientError
 from airflow_provider_nxcloud.hooks.nxcloud import NxCloudHook
 from airflow_provider_nxcloud.operators.whatsapp import MarkWhatsAppReadOperator
 from airflow_provider_nxcloud.testing import AccountLimit, SandboxClient
@@ -140,7 +140,7 @@ def test_operator_and_extra_turn_it_off(
 
 
 def test_operator_rejects_a_non_boolean_adaptive_rate() -> None:
-    from airflow_provider_nxcloud.exceptions import NxCloudConfigError
+    from airflow_provider_nxcloud.client.errors import NxCloudConfigError
 
     with pytest.raises(NxCloudConfigError, match="adaptive_rate must be True, False or None, got 'no'"):
         MarkWhatsAppReadOperator(task_id="x", message_ids=[], adaptive_rate="no")  # type: ignore[arg-type]

@@ -57,15 +57,15 @@ def test_permanent_failures_do_not_stop_the_others(nxcloud_sandbox: NxCloudSandb
 
 
 def test_long_runs_log_progress(nxcloud_sandbox: NxCloudSandbox, caplog: pytest.LogCaptureFixture) -> None:
-    from airflow_provider_nxcloud.batch import run_batch
-    from airflow_provider_nxcloud.messages import normalise_messages
-    from airflow_provider_nxcloud.options import BatchOptions
+    from airflow_provider_nxcloud.batch.engine import run_batch
+    from airflow_provider_nxcloud.batch.messages import normalise_messages
+    from airflow_provider_nxcloud.batch.options import BatchOptions
 
     nxcloud_sandbox.set_faults(Faults(latency=0.02))
     hook = NxCloudHook()
     batch = normalise_messages([f"wamid.g{i}" for i in range(30)], default_business_phone="8613800000000")
 
-    with caplog.at_level(logging.INFO, logger="airflow_provider_nxcloud.batch"):
+    with caplog.at_level(logging.INFO, logger="airflow_provider_nxcloud.batch.engine"):
         run_batch(hook, batch, options=BatchOptions(max_workers=1), progress_interval=0.05)
 
     progress = [r.getMessage() for r in caplog.records if "messages done" in r.getMessage()]
@@ -98,7 +98,7 @@ def test_cancel_ends_backoff_waits_and_sends_nothing_more(nxcloud_sandbox: NxClo
 
 
 def test_operator_on_kill_cancels_its_hook(nxcloud_sandbox: NxCloudSandbox) -> None:
-    from airflow_provider_nxcloud.exceptions import NxCloudTransientError
+    from airflow_provider_nxcloud.client.errors import NxCloudTransientError
     from airflow_provider_nxcloud.operators.whatsapp import MarkWhatsAppReadOperator
 
     operator = MarkWhatsAppReadOperator(task_id="mark", message_ids=["wamid.k1"])

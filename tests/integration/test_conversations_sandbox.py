@@ -152,7 +152,7 @@ def test_marking_one_message_reads_the_earlier_ones_of_its_conversation_only(
 
 
 def test_a_seeded_sandbox_answers_9099_for_an_unknown_id(seeded: NxCloudSandbox) -> None:
-    from airflow_provider_nxcloud.exceptions import NxCloudApiError
+    from airflow_provider_nxcloud.client.errors import NxCloudApiError
 
     with pytest.raises(NxCloudApiError) as error:
         NxCloudHook().mark_message_as_read("wamid.never-sent")

@@ -7,9 +7,9 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from airflow_provider_nxcloud.exceptions import NxCloudApiError, NxCloudAuthError, NxCloudTransientError
+from airflow_provider_nxcloud.client.errors import NxCloudApiError, NxCloudAuthError, NxCloudTransientError
+from airflow_provider_nxcloud.client.signing import compute_sign
 from airflow_provider_nxcloud.hooks.nxcloud import NxCloudHook
-from airflow_provider_nxcloud.signing import compute_sign
 from airflow_provider_nxcloud.testing import DEFAULT_BUSINESS_PHONE, Faults, NxCloudSandbox
 
 if TYPE_CHECKING:

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from airflow_provider_nxcloud.exceptions import NxCloudApiError
+from airflow_provider_nxcloud.client.errors import NxCloudApiError
 from airflow_provider_nxcloud.hooks.nxcloud import NxCloudHook
 from airflow_provider_nxcloud.testing import SandboxClient
 

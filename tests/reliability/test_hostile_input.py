@@ -21,9 +21,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from airflow_provider_nxcloud.exceptions import NxCloudConfigError, NxCloudTransientError
+from airflow_provider_nxcloud.batch.messages import MAX_MESSAGE_ID_LENGTH, normalise_messages
+from airflow_provider_nxcloud.client.errors import NxCloudConfigError, NxCloudTransientError
 from airflow_provider_nxcloud.hooks.nxcloud import NxCloudHook
-from airflow_provider_nxcloud.messages import MAX_MESSAGE_ID_LENGTH, normalise_messages
 from airflow_provider_nxcloud.operators.whatsapp import MarkWhatsAppReadOperator
 from airflow_provider_nxcloud.testing import NxCloudSandbox
 from airflow_provider_nxcloud.version_compat import AirflowFailException, AirflowSkipException

@@ -17,13 +17,13 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from airflow_provider_nxcloud.exceptions import (
+from airflow_provider_nxcloud.client.errors import (
     NxCloudApiError,
     NxCloudConfigError,
     NxCloudTransientError,
 )
+from airflow_provider_nxcloud.client.transport import MAX_RESPONSE_BYTES
 from airflow_provider_nxcloud.hooks.nxcloud import NxCloudHook
-from airflow_provider_nxcloud.transport import MAX_RESPONSE_BYTES
 from tests.reliability.hostile_server import (
     NXCLOUD_OK,
     HostileServer,
@@ -43,7 +43,7 @@ if TYPE_CHECKING:
     from collections.abc import Iterator
     from pathlib import Path
 
-    from airflow_provider_nxcloud.results import BatchResult
+    from airflow_provider_nxcloud.batch.results import BatchResult
 
 PHONE = "8613800000000"
 SECRET = "hostile-test-secret-7f3a9c"

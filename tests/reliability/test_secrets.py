@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from airflow_provider_nxcloud.exceptions import NxCloudConfigError, NxCloudError
+from airflow_provider_nxcloud.client.errors import NxCloudConfigError, NxCloudError
 from airflow_provider_nxcloud.hooks.nxcloud import NxCloudHook
 from airflow_provider_nxcloud.testing import DEFAULT_ACCESS_KEY, Faults, NxCloudSandbox
 from tests.compat import AIRFLOW_2

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from airflow_provider_nxcloud.exceptions import NxCloudConfigError
+from airflow_provider_nxcloud.client.errors import NxCloudConfigError
 from airflow_provider_nxcloud.hooks.nxcloud import NxCloudHook
 
 

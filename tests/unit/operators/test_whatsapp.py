@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from airflow_provider_nxcloud.exceptions import NxCloudConfigError
+from airflow_provider_nxcloud.client.errors import NxCloudConfigError
 from airflow_provider_nxcloud.operators.whatsapp import MarkWhatsAppReadOperator
 
 

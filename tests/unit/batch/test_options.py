@@ -2,10 +2,10 @@ from __future__ import annotations
 
 import pytest
 
-from airflow_provider_nxcloud.exceptions import NxCloudConfigError
-from airflow_provider_nxcloud.messages import Message
-from airflow_provider_nxcloud.options import BatchOptions, validate_code_actions
-from airflow_provider_nxcloud.results import BatchResult, Outcome
+from airflow_provider_nxcloud.batch.messages import Message
+from airflow_provider_nxcloud.batch.options import BatchOptions, validate_code_actions
+from airflow_provider_nxcloud.batch.results import BatchResult, Outcome
+from airflow_provider_nxcloud.client.errors import NxCloudConfigError
 
 MESSAGE = Message("wamid.1", "8613800000000")
 

@@ -4,7 +4,13 @@ import logging
 
 import pytest
 
-from airflow_provider_nxcloud.ratelimit import AdaptiveRateLimiter, Cubic, RateLimiter, RateMeter, TokenBucket
+from airflow_provider_nxcloud.client.ratelimit import (
+    AdaptiveRateLimiter,
+    Cubic,
+    RateLimiter,
+    RateMeter,
+    TokenBucket,
+)
 
 
 class FakeClock:
@@ -235,7 +241,7 @@ def test_engaging_and_big_moves_of_the_limit_found_are_logged(caplog: pytest.Log
             limiter.record(clock.now, throttled=step % 10 == 0)
 
     clock.now += 0.1  # the first 0.5 s bucket is closed: 40/s measured, not estimated
-    with caplog.at_level(logging.INFO, logger="airflow_provider_nxcloud.ratelimit"):
+    with caplog.at_level(logging.INFO, logger="airflow_provider_nxcloud.client.ratelimit"):
         limiter.record(limiter.acquire(), throttled=True)
         answers(8, 30)  # accepted at 40/s, throttled now and then: nothing new to say
         quiet = len(caplog.records)

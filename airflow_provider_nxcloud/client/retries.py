@@ -13,7 +13,7 @@ from tenacity import (
 )
 from tenacity.wait import wait_exponential, wait_random
 
-from airflow_provider_nxcloud.exceptions import NxCloudTransientError
+from airflow_provider_nxcloud.client.errors import NxCloudTransientError
 
 if TYPE_CHECKING:
     import threading

@@ -17,19 +17,19 @@ import time
 from concurrent.futures import ThreadPoolExecutor, wait
 from typing import TYPE_CHECKING, Any, Protocol
 
-from airflow_provider_nxcloud.conversations import units_to_send
-from airflow_provider_nxcloud.exceptions import (
+from airflow_provider_nxcloud.batch.conversations import units_to_send
+from airflow_provider_nxcloud.batch.messages import normalise_messages
+from airflow_provider_nxcloud.batch.options import BatchOptions
+from airflow_provider_nxcloud.batch.results import BatchResult, Outcome
+from airflow_provider_nxcloud.client.errors import (
     NxCloudApiError,
     NxCloudConfigError,
     NxCloudTransientError,
 )
-from airflow_provider_nxcloud.messages import normalise_messages
-from airflow_provider_nxcloud.options import BatchOptions
-from airflow_provider_nxcloud.results import BatchResult, Outcome
 
 if TYPE_CHECKING:
-    from airflow_provider_nxcloud.conversations import Unit
-    from airflow_provider_nxcloud.messages import Message, NormalisedInput
+    from airflow_provider_nxcloud.batch.conversations import Unit
+    from airflow_provider_nxcloud.batch.messages import Message, NormalisedInput
 
 PROGRESS_INTERVAL_SECONDS = 10.0
 

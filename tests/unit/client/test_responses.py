@@ -7,15 +7,15 @@ import email.utils
 import pytest
 from requests.structures import CaseInsensitiveDict
 
-from airflow_provider_nxcloud.exceptions import TRANSIENT_CODES, NxCloudApiError, NxCloudTransientError
-from airflow_provider_nxcloud.responses import (
+from airflow_provider_nxcloud.client.errors import TRANSIENT_CODES, NxCloudApiError, NxCloudTransientError
+from airflow_provider_nxcloud.client.responses import (
     MAX_RETRY_AFTER_SECONDS,
     interpret,
     parse_code,
     retry_after_seconds,
     server_time,
 )
-from airflow_provider_nxcloud.transport import HttpAnswer
+from airflow_provider_nxcloud.client.transport import HttpAnswer
 
 
 def answer(status: int, body: bytes, **headers: str) -> HttpAnswer:

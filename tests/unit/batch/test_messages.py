@@ -5,8 +5,8 @@ from typing import Any
 
 import pytest
 
-from airflow_provider_nxcloud.exceptions import NxCloudConfigError
-from airflow_provider_nxcloud.messages import Message, normalise_messages
+from airflow_provider_nxcloud.batch.messages import Message, normalise_messages
+from airflow_provider_nxcloud.client.errors import NxCloudConfigError
 
 PHONE = "8613800000000"
 NOW = 1_770_000_000.0

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 if TYPE_CHECKING:
-    from airflow_provider_nxcloud.messages import Message
+    from airflow_provider_nxcloud.batch.messages import Message
 
 # Where one message ended. ``retryable`` fails the task with Airflow retries; ``aborted`` (a
 # credentials or account problem, the same for every message) also stops the batch.

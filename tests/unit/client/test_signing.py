@@ -4,7 +4,7 @@ import hashlib
 
 import pytest
 
-from airflow_provider_nxcloud.signing import (
+from airflow_provider_nxcloud.client.signing import (
     canonical_headers,
     compute_sign,
     serialise_body,

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_nxcloud.exceptions import NxCloudConfigError
+from airflow_provider_nxcloud.client.errors import NxCloudConfigError
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, Literal
 
-from airflow_provider_nxcloud.exceptions import (
+from airflow_provider_nxcloud.client.errors import (
     CONFIGURATION_CODES,
     TRANSIENT_CODES,
     NxCloudConfigError,
@@ -18,7 +18,7 @@ from airflow_provider_nxcloud.exceptions import (
 )
 
 if TYPE_CHECKING:
-    from airflow_provider_nxcloud.results import Status
+    from airflow_provider_nxcloud.batch.results import Status
 
 # What a user may ask for a code in ``code_actions``.
 CodeAction = Literal["retry", "skip", "fail"]

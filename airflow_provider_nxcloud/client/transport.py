@@ -19,7 +19,7 @@ from urllib3.exceptions import HTTPError, NewConnectionError, SSLError
 from urllib3.exceptions import TimeoutError as Urllib3TimeoutError
 from urllib3.util import Timeout
 
-from airflow_provider_nxcloud.exceptions import (
+from airflow_provider_nxcloud.client.errors import (
     NxCloudApiError,
     NxCloudConfigError,
     NxCloudError,

@@ -8,10 +8,10 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_nxcloud.exceptions import NxCloudApiError, NxCloudTransientError, describe_code
+from airflow_provider_nxcloud.client.errors import NxCloudApiError, NxCloudTransientError, describe_code
 
 if TYPE_CHECKING:
-    from airflow_provider_nxcloud.transport import HttpAnswer
+    from airflow_provider_nxcloud.client.transport import HttpAnswer
 
 MAX_RETRY_AFTER_SECONDS = 60.0
 # What tells the adaptive limiter to slow down, besides a Retry-After on any answer. Not -1, 9001

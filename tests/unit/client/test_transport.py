@@ -6,9 +6,9 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from airflow_provider_nxcloud.api import MARK_READ_PATH
-from airflow_provider_nxcloud.exceptions import NxCloudConfigError, NxCloudTransientError
-from airflow_provider_nxcloud.transport import PooledTransport
+from airflow_provider_nxcloud.client.api import MARK_READ_PATH
+from airflow_provider_nxcloud.client.errors import NxCloudConfigError, NxCloudTransientError
+from airflow_provider_nxcloud.client.transport import PooledTransport
 from tests.support import free_port
 
 if TYPE_CHECKING:

@@ -8,8 +8,8 @@ import threading
 import pytest
 from tenacity import RetryCallState, Retrying
 
-from airflow_provider_nxcloud.exceptions import NxCloudApiError, NxCloudTransientError
-from airflow_provider_nxcloud.retries import WaitHonouringRetryAfter, transient_retrying
+from airflow_provider_nxcloud.client.errors import NxCloudApiError, NxCloudTransientError
+from airflow_provider_nxcloud.client.retries import WaitHonouringRetryAfter, transient_retrying
 
 LOG = logging.getLogger(__name__)
 

@@ -15,9 +15,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from airflow_provider_nxcloud.batch import mark_messages
-from airflow_provider_nxcloud.conversations import units_to_send
-from airflow_provider_nxcloud.exceptions import (
+from airflow_provider_nxcloud.batch.conversations import units_to_send
+from airflow_provider_nxcloud.batch.engine import mark_messages
+from airflow_provider_nxcloud.batch.messages import Message, normalise_messages
+from airflow_provider_nxcloud.batch.options import BatchOptions
+from airflow_provider_nxcloud.client.errors import (
     TRANSIENT_CODES,
     NxCloudApiError,
     NxCloudAuthError,
@@ -25,11 +27,9 @@ from airflow_provider_nxcloud.exceptions import (
     NxCloudTransientError,
     is_auth_code,
 )
-from airflow_provider_nxcloud.messages import Message, normalise_messages
-from airflow_provider_nxcloud.options import BatchOptions
 
 if TYPE_CHECKING:
-    from airflow_provider_nxcloud.results import BatchResult
+    from airflow_provider_nxcloud.batch.results import BatchResult
 
 PHONE = "8613800000000"
 OTHER_PHONE = "8613900000001"

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-    from airflow_provider_nxcloud.messages import Message
+    from airflow_provider_nxcloud.batch.messages import Message
 
 # Indices into the batch's message list; a thread's are newest first.
 Unit = list[int]

@@ -1,0 +1,1 @@
+"""Many messages -> one result, over anything shaped like the client. Imports no Airflow."""
