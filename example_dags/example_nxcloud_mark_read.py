@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+# [START example_nxcloud_mark_read]
 from datetime import datetime
 
 from airflow_provider_nxcloud.operators.whatsapp import MarkWhatsAppReadOperator
@@ -23,3 +24,4 @@ def example_nxcloud_mark_read() -> None:
 
 
 example_nxcloud_mark_read()
+# [END example_nxcloud_mark_read]

@@ -30,6 +30,7 @@ from airflow_provider_nxcloud.operators.whatsapp import MarkWhatsAppReadOperator
 from airflow_provider_nxcloud.version_compat import dag, task
 
 INBOX_CONN_ID = "nxcloud_inbox"
+# [START inbox_ddl]
 # The table a webhook receiver fills; ``received_at`` is NXCloud's Unix-seconds timestamp.
 INBOX_DDL = """
 CREATE TABLE IF NOT EXISTS whatsapp_inbox (
@@ -42,6 +43,7 @@ CREATE TABLE IF NOT EXISTS whatsapp_inbox (
     PRIMARY KEY (message_id, business_phone)
 )
 """
+# [END inbox_ddl]
 
 
 def _error_text(kind: str, item: dict[str, Any]) -> str:
@@ -55,6 +57,7 @@ def _inbox_hook(conn_id: str) -> Any:
     return BaseHook.get_connection(conn_id).get_hook()
 
 
+# [START reconcile_dag]
 @dag(
     schedule="*/15 * * * *",
     start_date=datetime(2026, 1, 1),
@@ -125,3 +128,4 @@ def example_nxcloud_reconcile() -> None:
 
 
 example_nxcloud_reconcile()
+# [END reconcile_dag]

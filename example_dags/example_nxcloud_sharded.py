@@ -43,6 +43,7 @@ def example_nxcloud_sharded() -> None:
         size = int(params["chunk_size"])
         return [records[start : start + size] for start in range(0, len(records), size)]
 
+    # [START sharded_mapping]
     marked = MarkWhatsAppReadOperator.partial(
         task_id="mark_chunk",
         pool="nxcloud_api",
@@ -51,6 +52,7 @@ def example_nxcloud_sharded() -> None:
         retries=3,
         retry_delay=timedelta(minutes=1),
     ).expand(message_ids=backlog_chunks())
+    # [END sharded_mapping]
 
     @task(trigger_rule="all_done")
     def summarise(results: Any) -> dict[str, int]:
