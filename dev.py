@@ -1,4 +1,4 @@
-"""Developer entry point that needs nothing but python3: ``python3 dev.py demo|test|e2e|lint|bench``.
+"""Developer entry point that needs nothing but python3: ``python3 dev.py demo|test|e2e|lint|bench|docs``.
 
 It creates ``.venv`` (with uv: Airflow installs in about 10 s instead of 40), installs the provider
 with its dev extras (editable), and runs the requested job inside it. With ``--airflow X.Y``,
@@ -191,11 +191,13 @@ def main() -> None:
         "e2e": lambda: e2e(args),
         "lint": lint,
         "bench": lambda: run(ensure_venv(), "-m", "benchmarks.run", *args),
+        "docs": lambda: docs(args),
     }
     if job not in jobs:
         sys.exit(
             "usage: python3 dev.py demo [--airflow X.Y] | test [--airflow X.Y | --all-airflow] [pytest args]"
-            f" | e2e [pytest args] | lint | bench [--quick]\n(Airflow lines: {', '.join(AIRFLOW)})"
+            " | e2e [pytest args] | lint | bench [--quick] | docs [sphinx args]"
+            f"\n(Airflow lines: {', '.join(AIRFLOW)})"
         )
     jobs[job]()
 
@@ -205,6 +207,15 @@ def e2e(args: list[str]) -> None:
     python = ensure_venv()
     ensure_debian_packages(*DEPLOYMENT_SERVERS)
     run(python, "-m", "pytest", "-m", "deployment", "tests/deployment", *args)
+
+
+def docs(args: list[str]) -> None:
+    """The Sphinx site into docs/_build/html: any warning fails it, every reference must resolve."""
+    python = ensure_venv()
+    run(ensure_uv(), "pip", "install", "--quiet", "--python", python, "--group", "docs")
+    html = ROOT / "docs" / "_build" / "html"
+    run(python, "-m", "sphinx", "-W", "--keep-going", "-n", "-b", "html", ROOT / "docs", html, *args)
+    print(f"docs: {html / 'index.html'}")
 
 
 def lint() -> None:
