@@ -1,11 +1,11 @@
 """Every connection form and Python snippet the docs give, run as a user would copy it.
 
-The PostgreSQL inbox forms need a server: ``tests/deployment/test_docs_postgres.py``.
+The docs are the README and the Sphinx sources under ``docs/``. The PostgreSQL inbox forms need a
+server: ``tests/deployment/test_docs_postgres.py``.
 """
 
 from __future__ import annotations
 
-import json
 import runpy
 import sqlite3
 import subprocess
@@ -16,7 +16,7 @@ import pytest
 
 from airflow_provider_nxcloud.testing import NxCloudSandbox
 from tests.conftest import DAGS_FOLDER
-from tests.docs import connection_forms, readme_blocks
+from tests.docs import EXAMPLE_DAGS, code_blocks, connection_forms, doc_sources, marked_region, readme_blocks
 from tests.support import isolated_airflow_env, migrate_airflow_db
 
 if TYPE_CHECKING:
@@ -25,6 +25,8 @@ if TYPE_CHECKING:
 
 pytestmark = pytest.mark.airflow
 PHONE = "8613800000000"  # the docs' business phone
+CLI_BLOCKS = [block for block in code_blocks("bash") if "airflow connections add" in block.code]
+PYTHON_BLOCKS = code_blocks("python")
 NXCLOUD_FORMS = connection_forms("AIRFLOW_CONN_NXCLOUD_DEFAULT")
 INBOX_FORMS = connection_forms("AIRFLOW_CONN_NXCLOUD_INBOX")
 SQLITE_FORMS = [form for form in INBOX_FORMS if "sqlite" in form]
@@ -69,8 +71,8 @@ def test_nxcloud_connection_form(
     assert docs_sandbox.marked_ids(PHONE) == {"wamid.docs"}
 
 
-def test_nxcloud_connection_from_the_cli(docs_sandbox: NxCloudSandbox, tmp_path: Path) -> None:
-    (command,) = [block for block in readme_blocks("bash") if "airflow connections add" in block]
+@pytest.mark.parametrize("command", [block.code for block in CLI_BLOCKS], ids=[b.where for b in CLI_BLOCKS])
+def test_nxcloud_connection_from_the_cli(command: str, docs_sandbox: NxCloudSandbox, tmp_path: Path) -> None:
     env = isolated_airflow_env(tmp_path, ACCESS_KEY="ACCESS_KEY", ACCESS_SECRET="ACCESS_SECRET")
     env["PATH"] = f"{sys.executable.rsplit('/', 1)[0]}:{env.get('PATH', '')}"
     migrate_airflow_db(env)
@@ -105,21 +107,43 @@ def test_sqlite_inbox_connection_form(form: str, tmp_path: Path, monkeypatch: py
     assert hook.get_records("SELECT COUNT(*) FROM whatsapp_inbox") == [(0,)]
 
 
-@pytest.mark.parametrize("index", range(len(readme_blocks("python"))))
-def test_readme_python_snippet(
-    index: int, airflow_db: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+def test_the_docs_give_the_connection_command() -> None:
+    assert CLI_BLOCKS, "no `airflow connections add` command in the docs"
+
+
+@pytest.mark.parametrize(
+    "code", [block.code for block in PYTHON_BLOCKS], ids=[b.where for b in PYTHON_BLOCKS]
+)
+def test_python_snippet(
+    code: str, docs_sandbox: NxCloudSandbox, airflow_db: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    snippet = tmp_path / f"readme_snippet_{index}.py"
-    snippet.write_text(readme_blocks("python")[index])
+    snippet = tmp_path / "docs_snippet.py"
+    snippet.write_text(at_sandbox(code, docs_sandbox))
     # A DAG file's imports see the dags folder, as in Airflow; the snippet may set connections.
     monkeypatch.syspath_prepend(str(DAGS_FOLDER))
-    monkeypatch.setenv("AIRFLOW_CONN_NXCLOUD_DEFAULT", json.dumps({"conn_type": "nxcloud"}))
+    monkeypatch.setenv("AIRFLOW_CONN_NXCLOUD_DEFAULT", docs_sandbox.connection_json())
 
     runpy.run_path(str(snippet), run_name="__main__")
 
 
 def test_the_readme_dag_is_the_example_file() -> None:
-    """The sandbox snippet imports "the DAG file above": the README must show that file's code."""
+    """The README shows the smallest example DAG as it is in example_dags/, between its markers."""
     (dag_snippet,) = [block for block in readme_blocks("python") if "def example_nxcloud_mark_read" in block]
 
-    assert dag_snippet in (DAGS_FOLDER / "example_nxcloud_mark_read.py").read_text()
+    assert dag_snippet == marked_region(
+        DAGS_FOLDER / "example_nxcloud_mark_read.py", "example_nxcloud_mark_read"
+    )
+
+
+def _runs_of_lines(text: str, length: int) -> set[tuple[str, ...]]:
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return {tuple(lines[at : at + length]) for at in range(len(lines) - length + 1)}
+
+
+@pytest.mark.parametrize("source", doc_sources(), ids=lambda path: path.name)
+def test_no_docs_source_pastes_an_example_dag(source: Path) -> None:
+    """Example DAGs are included from example_dags/ (literalinclude), never copied into the docs."""
+    pasted = _runs_of_lines(source.read_text(), 8)
+    for example in EXAMPLE_DAGS:
+        copied = pasted & _runs_of_lines(example.read_text(), 8)
+        assert not copied, f"{source.name} repeats 8 lines of {example.name}: {next(iter(copied))}"
