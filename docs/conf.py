@@ -43,6 +43,8 @@ autodoc_member_order = "bysource"
 autodoc_typehints = "description"
 autodoc_typehints_description_target = "documented_params"
 autodoc_default_options = {"members": True, "show-inheritance": True}
+# BaseOperator's own docstrings ("Derive when creating an operator") say nothing about ours.
+autodoc_inherit_docstrings = False
 
 html_theme = "furo"
 html_title = f"airflow-provider-nxcloud {release}"
