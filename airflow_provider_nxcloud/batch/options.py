@@ -10,12 +10,8 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, Literal
 
-from airflow_provider_nxcloud.client.errors import (
-    CONFIGURATION_CODES,
-    TRANSIENT_CODES,
-    NxCloudConfigError,
-    is_auth_code,
-)
+from airflow_provider_nxcloud.client.api import CONFIGURATION_CODES, TRANSIENT_CODES, is_auth_code
+from airflow_provider_nxcloud.client.errors import NxCloudConfigError
 
 if TYPE_CHECKING:
     from airflow_provider_nxcloud.batch.results import Status

@@ -8,7 +8,8 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_nxcloud.client.errors import NxCloudApiError, NxCloudTransientError, describe_code
+from airflow_provider_nxcloud.client.api import describe_code
+from airflow_provider_nxcloud.client.errors import NxCloudApiError, NxCloudTransientError
 
 if TYPE_CHECKING:
     from airflow_provider_nxcloud.client.transport import HttpAnswer

@@ -13,16 +13,21 @@ from typing import TYPE_CHECKING, Any
 
 from airflow_provider_nxcloud.batch.engine import mark_messages
 from airflow_provider_nxcloud.batch.options import BatchOptions
-from airflow_provider_nxcloud.client.api import MARK_READ_PATH, READ_ACTION, WHATSAPP_BIZ_TYPE, mark_read_body
-from airflow_provider_nxcloud.client.errors import (
+from airflow_provider_nxcloud.client.api import (
     CLOCK_SKEW_CODE,
+    MARK_READ_PATH,
+    READ_ACTION,
     TRANSIENT_CODES,
+    WHATSAPP_BIZ_TYPE,
+    describe_code,
+    is_auth_code,
+    mark_read_body,
+)
+from airflow_provider_nxcloud.client.errors import (
     NxCloudApiError,
     NxCloudAuthError,
     NxCloudConfigError,
     NxCloudTransientError,
-    describe_code,
-    is_auth_code,
 )
 from airflow_provider_nxcloud.client.ratelimit import AdaptiveRateLimiter, RateLimiter
 from airflow_provider_nxcloud.client.responses import NxCloudResponse, interpret, is_throttle

@@ -19,13 +19,12 @@ from airflow_provider_nxcloud.batch.conversations import units_to_send
 from airflow_provider_nxcloud.batch.engine import mark_messages
 from airflow_provider_nxcloud.batch.messages import Message, normalise_messages
 from airflow_provider_nxcloud.batch.options import BatchOptions
+from airflow_provider_nxcloud.client.api import TRANSIENT_CODES, is_auth_code
 from airflow_provider_nxcloud.client.errors import (
-    TRANSIENT_CODES,
     NxCloudApiError,
     NxCloudAuthError,
     NxCloudConfigError,
     NxCloudTransientError,
-    is_auth_code,
 )
 
 if TYPE_CHECKING:

@@ -7,7 +7,8 @@ import email.utils
 import pytest
 from requests.structures import CaseInsensitiveDict
 
-from airflow_provider_nxcloud.client.errors import TRANSIENT_CODES, NxCloudApiError, NxCloudTransientError
+from airflow_provider_nxcloud.client.api import TRANSIENT_CODES
+from airflow_provider_nxcloud.client.errors import NxCloudApiError, NxCloudTransientError
 from airflow_provider_nxcloud.client.responses import (
     MAX_RETRY_AFTER_SECONDS,
     interpret,
