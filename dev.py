@@ -1,10 +1,11 @@
 """Developer entry point that needs nothing but python3: ``python3 dev.py demo|test|e2e|lint|bench``.
 
 It creates ``.venv`` (with uv: Airflow installs in about 10 s instead of 40), installs the provider
-with its dev extras (editable), and runs the requested job inside it. With ``--airflow X.Y``,
-``test`` and ``demo`` run in ``.venv-X.Y`` instead, on that Airflow, with the provider installed
-from a wheel built from this checkout (so a file missing from the wheel fails the tests);
-``test --all-airflow`` runs every version of the table below, as CI does.
+(editable) and the development dependency groups of pyproject.toml, and runs the requested job
+inside it. With ``--airflow X.Y``, ``test`` and ``demo`` run in ``.venv-X.Y`` instead, on that
+Airflow, with the provider installed from a wheel built from this checkout (so a file missing
+from the wheel fails the tests); ``test --all-airflow`` runs every version of the table below,
+as CI does.
 """
 
 from __future__ import annotations
@@ -73,12 +74,22 @@ def ensure_uv() -> Path:
     return uv
 
 
+# The development dependency groups (PEP 735) each venv gets besides the provider: .venv runs
+# every job; the per-Airflow venvs run the tests and the demo from the wheel.
+GROUPS = ("dev", "bench", "deploy")
+LINE_GROUPS = ("dev", "bench")
+
+
 def build_wheel(uv: Path) -> Path:
     """The provider's wheel, built from the checkout as a release would be."""
     out = Path(tempfile.mkdtemp(prefix="nxcloud-wheel-"))
     run(uv, "build", "--quiet", "--wheel", "--out-dir", out, ROOT)
     (wheel,) = out.glob("*.whl")
     return wheel
+
+
+def groups(*names: str) -> list[str]:
+    return [option for name in names for option in ("--group", f"{ROOT / 'pyproject.toml'}:{name}")]
 
 
 def ensure_venv(line: str | None = None) -> Path:
@@ -101,12 +112,12 @@ def ensure_venv(line: str | None = None) -> Path:
     packages = [f"apache-airflow=={version}", *EXTRA_PACKAGES.get(line or NEWEST, [])]
     if line is None:
         if not stamp.exists() or stamp.read_text() != wanted:
-            run(*install, *packages, "-e", ".[dev,bench,deploy]", env=env)
+            run(*install, *packages, "-e", ".", *groups(*GROUPS), env=env)
             stamp.write_text(wanted)
         return python
     wheel = build_wheel(uv)
     if not stamp.exists() or stamp.read_text() != wanted:
-        run(*install, *packages, f"{wheel}[dev,bench]", env=env)
+        run(*install, *packages, wheel, *groups(*LINE_GROUPS), env=env)
         stamp.write_text(wanted)
     else:  # this checkout's wheel, every time; the dependencies stay as resolved
         run(*install, "--reinstall-package", "airflow-provider-nxcloud", "--no-deps", wheel, env=env)

@@ -37,3 +37,10 @@ def test_the_license_text_is_in_the_dist_info() -> None:
     assert licenses[0].read_text() == (REPO / "LICENSE").read_text()
     assert "Apache License\n                           Version 2.0" in licenses[0].read_text()
     assert distribution.metadata["License-Expression"] == "Apache-2.0"
+
+
+def test_development_dependencies_are_not_published() -> None:
+    # dev, bench, deploy and docs are dependency groups (PEP 735), which stay out of the metadata.
+    requirements = metadata.requires(DISTRIBUTION) or []
+    assert set(metadata.metadata(DISTRIBUTION).get_all("Provides-Extra") or []) == {"examples"}
+    assert not [line for line in requirements if "pytest" in line or "ruff" in line], requirements
