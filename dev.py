@@ -1,14 +1,18 @@
-"""Developer entry point that needs nothing but python3: ``python3 dev.py demo|test|e2e|lint|bench|docs``.
+"""Developer entry point needing nothing but python3: ``python3 dev.py demo|test|e2e|lint|bench|dist|docs``.
 
 It creates ``.venv`` (with uv: Airflow installs in about 10 s instead of 40), installs the provider
-with its dev extras (editable), and runs the requested job inside it. With ``--airflow X.Y``,
-``test`` and ``demo`` run in ``.venv-X.Y`` instead, on that Airflow, with the provider installed
-from a wheel built from this checkout (so a file missing from the wheel fails the tests);
-``test --all-airflow`` runs every version of the table below, as CI does.
+(editable) and the development dependency groups of pyproject.toml, and runs the requested job
+inside it. With ``--airflow X.Y``, ``test`` and ``demo`` run in ``.venv-X.Y`` instead, on that
+Airflow, with the provider installed from a wheel built from an sdist of this checkout, as a
+release is (so a file missing from either fails the tests); ``test --all-airflow`` runs every
+version of the table below, as CI does. ``dist`` writes that sdist and wheel to ``dist/`` and
+checks both as a package index would.
 """
 
 from __future__ import annotations
 
+import atexit
+import functools
 import glob
 import os
 import shutil
@@ -73,12 +77,30 @@ def ensure_uv() -> Path:
     return uv
 
 
-def build_wheel(uv: Path) -> Path:
-    """The provider's wheel, built from the checkout as a release would be."""
-    out = Path(tempfile.mkdtemp(prefix="nxcloud-wheel-"))
-    run(uv, "build", "--quiet", "--wheel", "--out-dir", out, ROOT)
+# The development dependency groups (PEP 735) each venv gets besides the provider: .venv runs
+# every job; the per-Airflow venvs run the tests and the demo from the wheel.
+GROUPS = ("dev", "bench", "deploy")
+LINE_GROUPS = ("dev", "bench")
+
+
+def build_dist(uv: Path, out: Path) -> tuple[Path, Path]:
+    """The provider's sdist, and its wheel built from that sdist (uv's default), as a release is."""
+    run(uv, "build", "--quiet", "--out-dir", out, ROOT)
+    (sdist,) = out.glob("*.tar.gz")
     (wheel,) = out.glob("*.whl")
-    return wheel
+    return sdist, wheel
+
+
+@functools.cache
+def release_wheel(uv: Path) -> Path:
+    """One build per dev.py run, shared by the per-Airflow venvs of ``test --all-airflow``."""
+    out = Path(tempfile.mkdtemp(prefix="nxcloud-dist-"))
+    atexit.register(shutil.rmtree, out, ignore_errors=True)
+    return build_dist(uv, out)[1]
+
+
+def groups(*names: str) -> list[str]:
+    return [option for name in names for option in ("--group", f"{ROOT / 'pyproject.toml'}:{name}")]
 
 
 def ensure_venv(line: str | None = None) -> Path:
@@ -101,16 +123,15 @@ def ensure_venv(line: str | None = None) -> Path:
     packages = [f"apache-airflow=={version}", *EXTRA_PACKAGES.get(line or NEWEST, [])]
     if line is None:
         if not stamp.exists() or stamp.read_text() != wanted:
-            run(*install, *packages, "-e", ".[dev,bench,deploy]", env=env)
+            run(*install, *packages, "-e", ".", *groups(*GROUPS), env=env)
             stamp.write_text(wanted)
         return python
-    wheel = build_wheel(uv)
+    wheel = release_wheel(uv)
     if not stamp.exists() or stamp.read_text() != wanted:
-        run(*install, *packages, f"{wheel}[dev,bench]", env=env)
+        run(*install, *packages, wheel, *groups(*LINE_GROUPS), env=env)
         stamp.write_text(wanted)
     else:  # this checkout's wheel, every time; the dependencies stay as resolved
         run(*install, "--reinstall-package", "airflow-provider-nxcloud", "--no-deps", wheel, env=env)
-    shutil.rmtree(wheel.parent, ignore_errors=True)
     return python
 
 
@@ -191,12 +212,13 @@ def main() -> None:
         "e2e": lambda: e2e(args),
         "lint": lint,
         "bench": lambda: run(ensure_venv(), "-m", "benchmarks.run", *args),
+        "dist": dist,
         "docs": lambda: docs(args),
     }
     if job not in jobs:
         sys.exit(
             "usage: python3 dev.py demo [--airflow X.Y] | test [--airflow X.Y | --all-airflow] [pytest args]"
-            " | e2e [pytest args] | lint | bench [--quick] | docs [sphinx args]"
+            " | e2e [pytest args] | lint | bench [--quick] | dist | docs [sphinx args]"
             f"\n(Airflow lines: {', '.join(AIRFLOW)})"
         )
     jobs[job]()
@@ -209,10 +231,19 @@ def e2e(args: list[str]) -> None:
     run(python, "-m", "pytest", "-m", "deployment", "tests/deployment", *args)
 
 
+def dist() -> None:
+    """``dist/``: the sdist and the wheel built from it, both through ``twine check --strict``."""
+    ensure_venv()
+    out = ROOT / "dist"
+    shutil.rmtree(out, ignore_errors=True)
+    sdist, wheel = build_dist(ensure_uv(), out)
+    run(VENV / "bin" / "twine", "check", "--strict", sdist, wheel)
+
+
 def docs(args: list[str]) -> None:
     """The Sphinx site into docs/_build/html: any warning fails it, every reference must resolve."""
     python = ensure_venv()
-    run(ensure_uv(), "pip", "install", "--quiet", "--python", python, "--group", "docs")
+    run(ensure_uv(), "pip", "install", "--quiet", "--python", python, *groups("docs"))
     html = ROOT / "docs" / "_build" / "html"
     run(python, "-m", "sphinx", "-W", "--keep-going", "-n", "-b", "html", ROOT / "docs", html, *args)
     print(f"docs: {html / 'index.html'}")

@@ -2,9 +2,8 @@
 
 Airflow 3.2+ renders the form from ``conn-fields``/``ui-field-behaviour`` below; the hook's
 ``get_connection_form_widgets``/``get_ui_field_behaviour`` (Airflow 2.x) are derived from the same
-dictionaries so the two cannot drift, and the hook takes its defaults (the ``default`` of each
-field's schema) from here too. Keep this module free of heavy imports: Airflow loads it
-for every provider discovery.
+dictionaries so the two cannot drift. The defaults shown are the client's (``client/config.py``).
+Keep this module free of heavy imports: Airflow loads it for every provider discovery.
 """
 
 from __future__ import annotations
@@ -12,8 +11,16 @@ from __future__ import annotations
 from typing import Any
 
 from airflow_provider_nxcloud import __version__
+from airflow_provider_nxcloud.client.api import DEFAULT_BASE_URL
+from airflow_provider_nxcloud.client.config import (
+    DEFAULT_ADAPTIVE_RATE,
+    DEFAULT_ALGORITHM,
+    DEFAULT_MAX_RETRIES,
+    DEFAULT_TIMEOUT,
+    DEFAULT_VERIFY,
+)
+from airflow_provider_nxcloud.client.signing import ALGORITHMS
 
-DEFAULT_BASE_URL = "https://api2.nxcloud.com"
 CONN_TYPE = "nxcloud"
 DEFAULT_CONN_ID = "nxcloud_default"
 HOOK_NAME = "NXCloud"
@@ -27,16 +34,16 @@ CONN_FIELDS: dict[str, dict[str, Any]] = {
     "algorithm": {
         "label": "Signature algorithm",
         "description": "md5 (NXCloud's default) or sha256.",
-        "schema": {"type": ["string", "null"], "enum": ["md5", "sha256"], "default": "md5"},
+        "schema": {"type": ["string", "null"], "enum": list(ALGORITHMS), "default": DEFAULT_ALGORITHM},
     },
     "timeout": {
         "label": "Timeout (seconds)",
         "description": "Per-request connect and read timeout.",
-        "schema": {"type": ["number", "null"], "default": 30},
+        "schema": {"type": ["number", "null"], "default": DEFAULT_TIMEOUT},
     },
     "verify": {
         "label": "Verify TLS certificate",
-        "schema": {"type": ["boolean", "null"], "default": True},
+        "schema": {"type": ["boolean", "null"], "default": DEFAULT_VERIFY},
     },
     "max_requests_per_second": {
         "label": "Max requests per second",
@@ -46,12 +53,12 @@ CONN_FIELDS: dict[str, dict[str, Any]] = {
     "adaptive_rate": {
         "label": "Adapt to NXCloud's rate limit",
         "description": "When NXCloud throttles (HTTP 429), slow down to just under the limit it allows.",
-        "schema": {"type": ["boolean", "null"], "default": True},
+        "schema": {"type": ["boolean", "null"], "default": DEFAULT_ADAPTIVE_RATE},
     },
     "max_retries": {
         "label": "Max retries",
         "description": "Retries of transient failures (code -1/9001, HTTP 429/5xx, network).",
-        "schema": {"type": ["integer", "null"], "default": 5},
+        "schema": {"type": ["integer", "null"], "default": DEFAULT_MAX_RETRIES},
     },
 }
 

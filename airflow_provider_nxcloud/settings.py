@@ -1,20 +1,18 @@
-"""Pure: an Airflow Connection (plus hook arguments) -> ``NxCloudSettings``, with one-line errors."""
+"""Pure: an Airflow Connection (plus hook arguments) -> the client's ``ClientSettings``, one-line errors."""
 
 from __future__ import annotations
 
-import ipaddress
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol, cast
 from urllib.parse import urlsplit
 
+from airflow_provider_nxcloud.client.api import DEFAULT_BASE_URL
+from airflow_provider_nxcloud.client.config import ClientSettings
 from airflow_provider_nxcloud.client.errors import NxCloudConfigError
-from airflow_provider_nxcloud.client.signing import ALGORITHMS, Algorithm
-from airflow_provider_nxcloud.get_provider_info import CONN_FIELDS, CONN_TYPE, DEFAULT_BASE_URL
+from airflow_provider_nxcloud.get_provider_info import CONN_FIELDS, CONN_TYPE
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
-_LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain"})
 # How extras spell booleans: the UI sends real booleans, URIs and env vars send text, and
 # Airflow 2's form sends a ticked WTForms checkbox as "y" when Test is pressed.
 _TRUE = frozenset({"true", "1", "yes", "y", "on"})
@@ -32,23 +30,6 @@ class ConnectionFields(Protocol):
 
     @property
     def extra_dejson(self) -> dict[str, Any]: ...
-
-
-@dataclass(frozen=True)
-class NxCloudSettings:
-    """The connection resolved once: hook arguments over connection extras over defaults."""
-
-    base_url: str
-    access_key: str
-    access_secret: str = field(repr=False)
-    business_phone: str | None
-    algorithm: Algorithm
-    timeout: float
-    verify: bool | str
-    max_requests_per_second: float | None
-    max_retries: int
-    proxies: dict[str, str]
-    adaptive_rate: bool = True
 
 
 class ConnectionExtras:
@@ -107,7 +88,9 @@ class ConnectionExtras:
         return self._as_bool(value, "verify")
 
 
-def resolve_settings(conn: ConnectionFields, conn_id: str, overrides: Mapping[str, Any]) -> NxCloudSettings:
+def resolve_settings(
+    conn: ConnectionFields, conn_id: str, overrides: Mapping[str, Any], *, retry_wait: tuple[float, float]
+) -> ClientSettings:
     """Check and resolve the connection; raises NxCloudConfigError naming the field and the fix."""
     where = f"{CONN_TYPE} connection {conn_id!r}"
     extras = ConnectionExtras(conn.extra_dejson, overrides, where=where)
@@ -115,42 +98,32 @@ def resolve_settings(conn: ConnectionFields, conn_id: str, overrides: Mapping[st
         raise NxCloudConfigError(f"{where} has no Access Key: set the connection's login")
     if not conn.password:
         raise NxCloudConfigError(f"{where} has no Access Secret: set the connection's password")
-    if not str(conn.login).isprintable() or any(c.isspace() for c in str(conn.login)):
-        # It travels as a header: a newline in it would be a header injection.
-        raise NxCloudConfigError(f"{where}: the Access Key contains spaces or control characters")
-
-    algorithm = str(extras.get("algorithm")).lower()
-    if algorithm not in ALGORITHMS:  # narrows ``algorithm`` to ``Algorithm``
-        raise NxCloudConfigError(f"{where}: algorithm must be 'md5' or 'sha256', got {algorithm!r}")
     proxies = extras.raw("proxies") or {}
     if not isinstance(proxies, dict):
         raise NxCloudConfigError(f'{where}: proxies must be a mapping like {{"https": "http://proxy:3128"}}')
     phone = extras.get("business_phone")
-    return NxCloudSettings(
-        base_url=_base_url(conn.host, conn.schema, conn.port, where),
-        access_key=str(conn.login),
-        access_secret=str(conn.password),
-        business_phone=str(phone).strip() if phone is not None else None,
-        algorithm=algorithm,
-        timeout=cast("float", extras.number("timeout", minimum=0.001)),
-        verify=extras.verify(),
-        max_requests_per_second=extras.number("max_requests_per_second", minimum=0.001),
-        max_retries=int(cast("float", extras.number("max_retries", minimum=0, integer=True))),
-        proxies={str(k): str(v) for k, v in proxies.items()},
-        adaptive_rate=extras.boolean("adaptive_rate"),
-    )
-
-
-def _is_loopback(hostname: str) -> bool:
-    if hostname.lower() in _LOOPBACK_NAMES:
-        return True
+    max_retries = extras.number("max_retries", minimum=0, integer=True)
     try:
-        return ipaddress.ip_address(hostname).is_loopback
-    except ValueError:
-        return False
+        return ClientSettings(
+            base_url=_base_url(conn.host, conn.schema, conn.port),
+            access_key=str(conn.login),
+            access_secret=str(conn.password),
+            business_phone=str(phone).strip() if phone is not None else None,
+            algorithm=str(extras.get("algorithm")).lower(),  # type: ignore[arg-type]  # checked there
+            timeout=cast("float", extras.number("timeout", minimum=0.001)),
+            verify=extras.verify(),
+            max_requests_per_second=extras.number("max_requests_per_second", minimum=0.001),
+            max_retries=int(cast("float", max_retries)),
+            proxies={str(k): str(v) for k, v in proxies.items()},
+            adaptive_rate=extras.boolean("adaptive_rate"),
+            retry_wait=retry_wait,
+        )
+    except NxCloudConfigError as error:
+        raise NxCloudConfigError(f"{where}: {error}") from None
 
 
-def _base_url(host: str | None, schema: str | None, port: int | None, where: str) -> str:
+def _base_url(host: str | None, schema: str | None, port: int | None) -> str:
+    """The connection's host (and schema, port) as a URL; ``ClientSettings`` checks it."""
     host = (host or "").strip()
     if not host:
         return DEFAULT_BASE_URL
@@ -159,14 +132,7 @@ def _base_url(host: str | None, schema: str | None, port: int | None, where: str
         # ``schema`` holds it (nxcloud://key:secret@127.0.0.1:8080/http).
         host = f"{schema or 'https'}://{host}"
     parts = urlsplit(host)
-    if parts.scheme not in {"http", "https"} or not parts.hostname:
-        raise NxCloudConfigError(f"{where}: API base URL {host!r} must be https://host[:port]")
-    if parts.scheme == "http" and not _is_loopback(parts.hostname):
-        raise NxCloudConfigError(
-            f"{where}: plain http:// to {parts.hostname} would expose requests; use https://"
-            " (http is allowed only for a loopback sandbox)"
-        )
     netloc = parts.netloc
-    if port and parts.port is None:
+    if port and parts.hostname and parts.port is None:
         netloc = f"{netloc}:{port}"
-    return f"{parts.scheme}://{netloc}{parts.path.rstrip('/')}"
+    return f"{parts.scheme}://{netloc}{parts.path}"

@@ -21,9 +21,9 @@ Unit = list[int]
 
 def conversation_key(message: Message) -> tuple[str, str] | None:
     """(business phone, customer), or None for a message that cannot be placed in a thread."""
-    if message.sender is None or message.timestamp is None:
+    if message.customer is None or message.timestamp is None:
         return None
-    return message.business_phone, message.sender
+    return message.business_phone, message.customer
 
 
 def units_to_send(messages: Sequence[Message], *, grouped: bool) -> tuple[list[Unit], int]:

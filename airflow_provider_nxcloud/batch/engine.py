@@ -1,6 +1,6 @@
 """Messages -> concurrent requests through any ``MarkReadClient`` -> a ``BatchResult``.
 
-The client (the hook) does the retrying and the rate cap, per request and retries included;
+The client (``NxCloudClient``) does the retrying and the rate cap, per request and retries included;
 this module decides what each final answer means for the message and for the batch, and keeps
 every message accounted for: each ends ``marked``, ``skipped``, ``failed`` or ``not_attempted``.
 By default it sends one request per conversation (``conversations.py``): the newest message of a
@@ -28,6 +28,8 @@ from airflow_provider_nxcloud.client.errors import (
 )
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     from airflow_provider_nxcloud.batch.conversations import Unit
     from airflow_provider_nxcloud.batch.messages import Message, NormalisedInput
 
@@ -37,7 +39,7 @@ log = logging.getLogger(__name__)
 
 
 class MarkReadClient(Protocol):
-    """What the batch needs of a client: ``NxCloudHook`` is one."""
+    """What the batch needs of a client: ``NxCloudClient`` is one."""
 
     @property
     def business_phone(self) -> str | None:
@@ -51,7 +53,7 @@ class MarkReadClient(Protocol):
         """Size shared resources for ``workers`` threads; called once, before they start."""
 
     def mark_message_as_read(
-        self, message_id: str, business_phone: str | None = None, *, retry_codes: frozenset[int] = ...
+        self, message_id: str, business_phone: str | None = None, *, retry_overrides: Mapping[int, bool] = ...
     ) -> object:
         """Mark one message; raise ``NxCloudApiError`` (with ``.code``) for anything but code 0."""
 
@@ -90,7 +92,7 @@ def mark_messages(
 def _mark_one(client: MarkReadClient, message: Message, options: BatchOptions) -> Outcome:
     try:
         client.mark_message_as_read(
-            message.message_id, message.business_phone, retry_codes=options.retry_codes
+            message.message_id, message.business_phone, retry_overrides=options.retry_overrides
         )
     except NxCloudApiError as error:
         status = options.decide(error.code, transient=isinstance(error, NxCloudTransientError))

@@ -40,7 +40,7 @@ class Message:
     message_id: str
     business_phone: str
     timestamp: int | None = None
-    sender: str | None = None
+    customer: str | None = None
 
 
 @dataclass
@@ -213,7 +213,7 @@ def normalise_messages(
     for where, item, inherited_phone in _items(value):
         raw_phone: Any = inherited_phone
         timestamp: int | None = None
-        sender: str | None = None
+        customer: str | None = None
         if isinstance(item, Mapping):
             raw_id = item.get("message_id") if item.get("message_id") is not None else item.get("id")
             if raw_id is None:
@@ -224,7 +224,7 @@ def normalise_messages(
             raw_phone = _phone_of(item) or inherited_phone
             timestamp = _timestamp(item.get("timestamp"), where)
             # An empty customer is no customer: such a record is sent on its own, like a bare id.
-            sender = (_text(item["from"]).strip() or None) if item.get("from") is not None else None
+            customer = (_text(item["from"]).strip() or None) if item.get("from") is not None else None
         else:
             message_id = _message_id(item, where)
         if raw_phone is not None:
@@ -246,7 +246,7 @@ def normalise_messages(
             result.duplicates += 1
             continue
         seen.add(key)
-        message = Message(message_id, phone, timestamp, sender)
+        message = Message(message_id, phone, timestamp, customer)
         if oldest_allowed is not None and timestamp is not None and timestamp < oldest_allowed:
             result.too_old.append(message)
         else:

@@ -10,29 +10,30 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, Literal
 
-from airflow_provider_nxcloud.client.errors import (
-    CONFIGURATION_CODES,
-    TRANSIENT_CODES,
-    NxCloudConfigError,
-    is_auth_code,
-)
+from airflow_provider_nxcloud.client.api import classify
+from airflow_provider_nxcloud.client.config import check_positive
+from airflow_provider_nxcloud.client.errors import NxCloudConfigError
 
 if TYPE_CHECKING:
     from airflow_provider_nxcloud.batch.results import Status
+    from airflow_provider_nxcloud.client.api import Meaning
+
+MAX_WORKERS = 8
+# WhatsApp marks messages read within 30 days of receipt; older ones are skipped unsent.
+MAX_MESSAGE_AGE_DAYS = 30.0
 
 # What a user may ask for a code in ``code_actions``.
 CodeAction = Literal["retry", "skip", "fail"]
 CodeActions = Mapping[int, CodeAction]
 
 CODE_ACTIONS: dict[CodeAction, Status] = {"retry": "retryable", "skip": "skipped", "fail": "failed"}
-
-
-def check_positive(name: str, value: Any, *, integer: bool) -> None:
-    """One-line error for an argument that must be a positive int (or number)."""
-    kind = "int" if integer else "number"
-    valid_type = isinstance(value, int) if integer else isinstance(value, (int, float))
-    if isinstance(value, bool) or not valid_type or not value > 0:
-        raise NxCloudConfigError(f"{name} must be a positive {kind}, got {value!r}")
+# A final answer's meaning (``api.classify``) -> its message's status, unless ``code_actions`` says.
+STATUS_OF_MEANING: dict[Meaning, Status] = {
+    "marked": "marked",
+    "transient": "retryable",
+    "abort": "aborted",
+    "message": "failed",
+}
 
 
 def validate_code_actions(code_actions: Any) -> dict[int, CodeAction]:
@@ -61,53 +62,33 @@ def validate_code_actions(code_actions: Any) -> dict[int, CodeAction]:
 
 @dataclass(frozen=True)
 class BatchOptions:
-    """A batch's arguments, checked once: the operator checks them when the DAG file is parsed."""
+    """A batch's arguments, checked on creation: the operator builds one when a DAG file is parsed."""
 
-    max_workers: int = 8
+    max_workers: int = MAX_WORKERS
     code_actions: Mapping[int, CodeAction] = field(default_factory=dict)
-    max_message_age_days: float | None = 30
+    max_message_age_days: float | None = MAX_MESSAGE_AGE_DAYS
     one_request_per_conversation: bool = True
 
-    @classmethod
-    def checked(
-        cls,
-        *,
-        max_workers: Any = 8,
-        code_actions: Any = None,
-        max_message_age_days: Any = 30,
-        one_request_per_conversation: Any = True,
-    ) -> BatchOptions:
-        check_positive("max_workers", max_workers, integer=True)
-        if max_message_age_days is not None:
-            check_positive("max_message_age_days", max_message_age_days, integer=False)
-        if not isinstance(one_request_per_conversation, bool):
+    def __post_init__(self) -> None:
+        check_positive("max_workers", self.max_workers, integer=True)
+        if self.max_message_age_days is not None:
+            check_positive("max_message_age_days", self.max_message_age_days, integer=False)
+        if not isinstance(self.one_request_per_conversation, bool):
             raise NxCloudConfigError(
-                f"one_request_per_conversation must be True or False, got {one_request_per_conversation!r}"
+                "one_request_per_conversation must be True or False, got "
+                f"{self.one_request_per_conversation!r}"
             )
-        return cls(
-            max_workers,
-            validate_code_actions(code_actions),
-            max_message_age_days,
-            one_request_per_conversation,
-        )
+        object.__setattr__(self, "code_actions", validate_code_actions(self.code_actions))
 
     @cached_property
-    def retry_codes(self) -> frozenset[int]:
-        """The codes the client should retry, after the user's ``code_actions``."""
-        retry = {code for code, action in self.code_actions.items() if action == "retry"}
-        no_retry = {code for code, action in self.code_actions.items() if action != "retry"}
-        return frozenset((TRANSIENT_CODES | retry) - no_retry)
+    def retry_overrides(self) -> dict[int, bool]:
+        """For the client: the codes the user asked to retry (True) or not to retry (False)."""
+        return {code: action == "retry" for code, action in self.code_actions.items()}
 
     def decide(self, code: int | None, *, transient: bool) -> Status:
         """What one final answer (after the client's own retries) means for its message."""
-        if code == 0:
-            return "marked"
         if code is not None and code in self.code_actions:
             return CODE_ACTIONS[self.code_actions[code]]
-        if transient or code in TRANSIENT_CODES:
+        if transient:
             return "retryable"
-        if code is None or is_auth_code(code) or code in CONFIGURATION_CODES:
-            # No code (a redirect, a 404, TLS) or a credentials/account problem: the same for every
-            # message, so sending more would only repeat it.
-            return "aborted"
-        return "failed"
+        return STATUS_OF_MEANING[classify(code).meaning]

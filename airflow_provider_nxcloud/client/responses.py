@@ -8,9 +8,12 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_nxcloud.client.errors import NxCloudApiError, NxCloudTransientError, describe_code
+from airflow_provider_nxcloud.client.api import classify
+from airflow_provider_nxcloud.client.errors import NxCloudApiError, NxCloudTransientError
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     from airflow_provider_nxcloud.client.transport import HttpAnswer
 
 MAX_RETRY_AFTER_SECONDS = 60.0
@@ -83,7 +86,11 @@ def is_throttle(answer: HttpAnswer) -> bool:
     return answer.status in THROTTLE_STATUSES or "Retry-After" in answer.headers
 
 
-def interpret(answer: HttpAnswer, retry_codes: frozenset[int]) -> NxCloudResponse:
+def interpret(answer: HttpAnswer, retry_overrides: Mapping[int, bool]) -> NxCloudResponse:
+    """The answer as a response, or the error to raise: transient ones are what the client retries.
+
+    ``retry_overrides`` says, for a code, whether to retry it regardless of what ``classify`` says.
+    """
     status, raw = answer.status, answer.body
     if 300 <= status < 400:
         raise NxCloudApiError(
@@ -105,8 +112,9 @@ def interpret(answer: HttpAnswer, retry_codes: frozenset[int]) -> NxCloudRespons
         error_type = NxCloudTransientError if status < 400 else NxCloudApiError
         raise error_type(f"HTTP {status} without an NXCloud JSON code: {_snippet(raw)}", http_status=status)
     message = str(document.get("message") or "")
-    if code in retry_codes:
-        raise NxCloudTransientError(f"{message} ({describe_code(code)})", code=code, http_status=status)
+    meaning = classify(code, message)
+    if retry_overrides.get(code, meaning.meaning == "transient"):
+        raise NxCloudTransientError(f"{message} ({meaning.hint})", code=code, http_status=status)
     return NxCloudResponse(
         code=code,
         message=message,

@@ -62,6 +62,7 @@ class PooledTransport:
         pool_size: int,
     ) -> None:
         self.base_url = base_url
+        self.pool_size = pool_size
         self.session = requests.Session()
         self._adapter = HTTPAdapter(pool_connections=1, pool_maxsize=pool_size, max_retries=0)
         self.session.mount("https://", self._adapter)

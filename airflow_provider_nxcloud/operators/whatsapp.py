@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from functools import cached_property
+from inspect import signature
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_nxcloud.batch.options import BatchOptions, CodeActions, check_positive
+from airflow_provider_nxcloud.batch.options import MAX_MESSAGE_AGE_DAYS, MAX_WORKERS, BatchOptions
+from airflow_provider_nxcloud.client.config import check_optional_bool, check_positive
 from airflow_provider_nxcloud.client.errors import NxCloudConfigError, NxCloudTransientError
 from airflow_provider_nxcloud.get_provider_info import DEFAULT_CONN_ID
 from airflow_provider_nxcloud.version_compat import AirflowFailException, AirflowSkipException, BaseOperator
@@ -13,6 +15,7 @@ from airflow_provider_nxcloud.version_compat import AirflowFailException, Airflo
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
+    from airflow_provider_nxcloud.batch.options import CodeActions
     from airflow_provider_nxcloud.hooks.nxcloud import NxCloudHook
     from airflow_provider_nxcloud.version_compat import Context
 
@@ -20,24 +23,23 @@ if TYPE_CHECKING:
 # parses a DAG file that uses this operator.
 
 
-def _checked_options(
+def _batch_options(
     *,
-    max_workers: Any = 8,
+    max_workers: Any = MAX_WORKERS,
     max_requests_per_second: Any = None,
-    max_message_age_days: Any = 30,
+    max_message_age_days: Any = MAX_MESSAGE_AGE_DAYS,
     code_actions: Any = None,
     one_request_per_conversation: Any = True,
     adaptive_rate: Any = None,
     **_other_arguments: Any,
 ) -> BatchOptions:
-    """The one argument check, shared by ``__init__`` and ``partial()``: pure, no I/O."""
+    """The operator's arguments checked and turned into the batch's options: pure, no I/O."""
     if max_requests_per_second is not None:
         check_positive("max_requests_per_second", max_requests_per_second, integer=False)
-    if adaptive_rate is not None and not isinstance(adaptive_rate, bool):
-        raise NxCloudConfigError(f"adaptive_rate must be True, False or None, got {adaptive_rate!r}")
-    return BatchOptions.checked(
+    check_optional_bool("adaptive_rate", adaptive_rate)
+    return BatchOptions(
         max_workers=max_workers,
-        code_actions=code_actions,
+        code_actions=code_actions or {},
         max_message_age_days=max_message_age_days,
         one_request_per_conversation=one_request_per_conversation,
     )
@@ -89,33 +91,26 @@ class MarkWhatsAppReadOperator(BaseOperator):
         message_ids: Any,
         business_phone: str | None = None,
         nxcloud_conn_id: str = DEFAULT_CONN_ID,
-        max_workers: int = 8,
+        max_workers: int = MAX_WORKERS,
         max_requests_per_second: float | None = None,
         code_actions: CodeActions | None = None,
-        max_message_age_days: float | None = 30,
+        max_message_age_days: float | None = MAX_MESSAGE_AGE_DAYS,
         one_request_per_conversation: bool = True,
         adaptive_rate: bool | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        # Bad arguments fail when the DAG file is parsed, not at 3 a.m.
-        checked = _checked_options(
-            max_workers=max_workers,
-            max_requests_per_second=max_requests_per_second,
-            max_message_age_days=max_message_age_days,
-            code_actions=code_actions,
-            one_request_per_conversation=one_request_per_conversation,
-            adaptive_rate=adaptive_rate,
-        )
         self.message_ids = message_ids
         self.business_phone = business_phone
         self.nxcloud_conn_id = nxcloud_conn_id
         self.max_workers = max_workers
         self.max_requests_per_second = max_requests_per_second
-        self.code_actions = checked.code_actions
+        self.code_actions = code_actions
         self.max_message_age_days = max_message_age_days
         self.one_request_per_conversation = one_request_per_conversation
         self.adaptive_rate = adaptive_rate
+        # Bad arguments fail when the DAG file is parsed, not at 3 a.m.: the same check as at run.
+        _ = self.options
 
     @classmethod
     def partial(cls, **kwargs: Any) -> Any:  # type: ignore[override]
@@ -125,18 +120,13 @@ class MarkWhatsAppReadOperator(BaseOperator):
         Airflow builds mapped task instances only when they run, so without this a bad
         ``max_workers`` given to ``partial()`` would fail then instead.
         """
-        _checked_options(**kwargs)
+        _batch_options(**kwargs)
         return super().partial(**kwargs)
 
     @property
     def options(self) -> BatchOptions:
         """The batch's options, from the attributes as they are now (a cluster policy may change them)."""
-        return _checked_options(
-            max_workers=self.max_workers,
-            max_message_age_days=self.max_message_age_days,
-            code_actions=self.code_actions,
-            one_request_per_conversation=self.one_request_per_conversation,
-        )
+        return _batch_options(**{name: getattr(self, name) for name in _OPTION_ARGUMENTS})
 
     @cached_property
     def hook(self) -> NxCloudHook:
@@ -149,15 +139,18 @@ class MarkWhatsAppReadOperator(BaseOperator):
         )
 
     def on_kill(self) -> None:
-        if "hook" in self.__dict__:  # only a hook that exists can have requests to stop
-            self.hook.cancel()
+        # A hook built here costs nothing and cancels nothing: only a built client has requests.
+        self.hook.cancel()
 
     def execute(self, context: Context) -> dict[str, Any]:
         try:
             from airflow_provider_nxcloud.batch.engine import mark_messages  # with the hook: at run time
 
             result = mark_messages(
-                self.hook, self.message_ids, business_phone=self.business_phone or None, options=self.options
+                self.hook.client,
+                self.message_ids,
+                business_phone=self.business_phone or None,
+                options=self.options,
             )
         except NxCloudConfigError as error:
             # Bad input or connection settings do not heal on retry.
@@ -175,3 +168,7 @@ class MarkWhatsAppReadOperator(BaseOperator):
         if state == "failed":
             raise AirflowFailException(result.describe_failure())
         raise NxCloudTransientError(f"{result.describe_failure()} Airflow retries will try again.")
+
+
+# The arguments that make the batch's options, as ``_batch_options`` names them.
+_OPTION_ARGUMENTS = tuple(name for name in signature(_batch_options).parameters if not name.startswith("_"))

@@ -7,7 +7,7 @@ import json
 import signal
 import sys
 import threading
-from typing import NoReturn
+from typing import NoReturn, get_args
 
 from airflow_provider_nxcloud.testing.sandbox import (
     DEFAULT_ACCESS_KEY,
@@ -18,6 +18,7 @@ from airflow_provider_nxcloud.testing.sandbox import (
     Faults,
     NxCloudSandbox,
 )
+from airflow_provider_nxcloud.testing.state import ThrottleAnswer
 
 
 def _fault(text: str) -> tuple[str, float]:
@@ -37,16 +38,31 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--message-ids-file", help="one existing id per line; default: any well-formed id")
     parser.add_argument(
         "--inbound-file",
-        help="a JSON list of messages customers sent (id, business_phone, from, timestamp): marking one "
-        "marks the earlier ones of its conversation, and unknown ids get 9099",
+        help="a JSON list of messages customers sent (id, business_phone, from or from_user_id, and "
+        "optionally timestamp and group_id): marking a one-to-one message reads the ones of its "
+        "conversation strictly earlier, a group message is read only when marked, unknown ids get 9099",
     )
     parser.add_argument("--latency-ms", type=float, default=0.0, help="added to every API request")
-    parser.add_argument("--fault", type=_fault, action="append", default=[], help="e.g. --fault 503=0.05")
+    parser.add_argument(
+        "--fault",
+        type=_fault,
+        action="append",
+        default=[],
+        help="KIND=RATE, e.g. --fault 503=0.05 or, for a Meta error (9099 '(#130429) Rate limit hit'), "
+        f"--fault meta:130429=0.05; KIND one of {', '.join(FAULT_KINDS)}",
+    )
     parser.add_argument("--seed", type=int)
     parser.add_argument("--clock-skew-ms", type=int, default=0)
-    parser.add_argument("--rate-limit", type=float, help="account limit, requests/s (HTTP 429 beyond)")
+    parser.add_argument("--rate-limit", type=float, help="account limit, requests/s (refused beyond)")
     parser.add_argument("--rate-burst", type=float, default=5.0, help="requests the limit lets burst")
     parser.add_argument("--rate-retry-after", type=float, help="Retry-After on its 429s; default: none")
+    parser.add_argument(
+        "--rate-answer",
+        choices=get_args(ThrottleAnswer),
+        default="http429",
+        help="how the limit refuses: http429 (HTTP 429, the default) or meta (HTTP 200, code 9099, "
+        "'(#130429) Rate limit hit', as WhatsApp's throughput limit comes through NXCloud)",
+    )
     parser.add_argument("--no-request-log", action="store_true", help="keep only marks (long runs)")
     args = parser.parse_args(argv)
 
@@ -70,7 +86,12 @@ def main(argv: list[str] | None = None) -> int:
         record_requests=not args.no_request_log,
         inbound=inbound,
         rate_limit=(
-            AccountLimit(args.rate_limit, args.rate_burst, args.rate_retry_after)
+            AccountLimit(
+                per_second=args.rate_limit,
+                burst=args.rate_burst,
+                retry_after=args.rate_retry_after,
+                answer=args.rate_answer,
+            )
             if args.rate_limit is not None
             else None
         ),

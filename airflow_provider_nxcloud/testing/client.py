@@ -10,6 +10,8 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping
 
+    from airflow_provider_nxcloud.testing.state import ThrottleAnswer
+
 
 class SandboxClient:
     """The control API of ``python -m airflow_provider_nxcloud.testing`` at ``url``."""
@@ -38,7 +40,10 @@ class SandboxClient:
         return set(self._request(f"/_sandbox/read{query}")["read"])
 
     def add_inbound(self, messages: Iterable[Mapping[str, Any]]) -> None:
-        """Seed messages customers sent: records with ``id``, ``business_phone``, ``from``, ``timestamp``."""
+        """
+        Seed messages customers sent: records with ``id``, ``business_phone``, ``from`` or
+        ``from_user_id``, and optionally ``timestamp`` and ``group_id`` (see ``NxCloudSandbox``).
+        """
         self._request("/_sandbox/inbound", {"messages": [dict(m) for m in messages]})
 
     def configure(
@@ -48,6 +53,10 @@ class SandboxClient:
         clock_skew_ms: int | None = None,
         message_ids: list[str] | None = None,
     ) -> None:
+        """
+        Change the sandbox's settings: ``faults`` as ``Faults``' fields (``rates``, ``scripts``,
+        ``codes``, Meta's errors as ``"meta:<code>"``), the clock skew, the ids that exist.
+        """
         document: dict[str, Any] = {}
         if faults is not None:
             document["faults"] = faults
@@ -58,10 +67,18 @@ class SandboxClient:
         self._request("/_sandbox/config", document)
 
     def set_rate_limit(
-        self, per_second: float | None, *, burst: float = 5.0, retry_after: float | None = None
+        self,
+        per_second: float | None,
+        *,
+        burst: float = 5.0,
+        retry_after: float | None = None,
+        answer: ThrottleAnswer = "http429",
     ) -> None:
-        """Set, change (during a run) or remove (None) the account's rate limit."""
-        limit = {"per_second": per_second, "burst": burst, "retry_after": retry_after}
+        """
+        Set, change (during a run) or remove (None) the account's rate limit; ``answer`` as in
+        ``AccountLimit``: ``"http429"`` or ``"meta"`` (9099 ``(#130429) Rate limit hit``).
+        """
+        limit = {"per_second": per_second, "burst": burst, "retry_after": retry_after, "answer": answer}
         self._request("/_sandbox/config", {"rate_limit": limit if per_second is not None else None})
 
     def reset(self) -> None:

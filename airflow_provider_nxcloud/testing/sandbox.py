@@ -24,12 +24,16 @@ from airflow_provider_nxcloud.testing.state import (
     DEFAULT_ACCESS_SECRET,
     DEFAULT_BUSINESS_PHONE,
     FAULT_KINDS,
+    META_ERRORS,
+    META_FAULT_KINDS,
+    META_THROUGHPUT,
     RATE_LIMITED,
     AccountLimit,
     Faults,
     InboundMessage,
     RequestRecord,
     SandboxState,
+    meta_error,
 )
 
 if TYPE_CHECKING:
@@ -41,6 +45,8 @@ __all__ = [
     "DEFAULT_BUSINESS_PHONE",
     "FAULT_KINDS",
     "MARK_READ_PATH",
+    "META_ERRORS",
+    "META_FAULT_KINDS",
     "AccountLimit",
     "Faults",
     "InboundMessage",
@@ -156,14 +162,22 @@ class _Handler(BaseHTTPRequestHandler):
         if latency:
             time.sleep(latency)
         fault = RATE_LIMITED if throttled else state.scripted_fault(message_id) or state.draw_fault()
+        # WhatsApp's refusals (Meta errors, a Meta-style limit) come after NXCloud's own checks.
+        meta_kind = fault if fault in META_FAULT_KINDS else None
+        if fault == RATE_LIMITED and state.throttle_answer() == "meta":
+            meta_kind = META_THROUGHPUT
         code: int | None = None
         if fault in {"-1", "9001"}:
             code = int(fault)
-        elif fault not in {"drop", "500", "503", "429", "html", RATE_LIMITED}:
+        elif meta_kind is not None or fault not in {"drop", "500", "503", "429", "html", RATE_LIMITED}:
             if fault == "slow":
                 time.sleep(state.faults.slow_seconds)
             code, message, body = state.verify(self.headers, raw)
-            if code == 0 and body is not None:
+            if code == 0 and meta_kind is not None:
+                code, message = meta_error(meta_kind)
+            elif meta_kind is not None:
+                fault = None  # NXCloud refused it first: WhatsApp's answer never came
+            elif code == 0 and body is not None:
                 state.mark(body["business_phone"], body["message_id"])
         # Recorded before answering: once a client has its answer, the log already shows it.
         state.record(
@@ -186,7 +200,7 @@ class _Handler(BaseHTTPRequestHandler):
                 self.connection.shutdown(socket.SHUT_RDWR)
             elif fault in {"500", "503"}:
                 self._reply(int(fault), b"Service Unavailable", "text/plain")
-            elif fault == RATE_LIMITED:
+            elif fault == RATE_LIMITED and meta_kind is None:
                 bucket = state.account_bucket
                 retry_after = bucket.limit.retry_after if bucket is not None else None
                 extra = {"Retry_After": f"{retry_after:g}"} if retry_after is not None else {}
@@ -226,11 +240,17 @@ class NxCloudSandbox:
 
     :param message_ids: the ids that exist; None accepts any well-formed id.
     :param inbound: messages customers sent (``InboundMessage``, or webhook-shaped records with
-        ``id``, ``business_phone``, ``from``, ``timestamp``). Once any are seeded, an id that is
-        neither seeded nor in ``message_ids`` gets 9099, and marking one message read also marks
-        the earlier ones of its conversation (``read_ids``).
+        ``id``, ``business_phone``, ``from`` or ``from_user_id`` (a username user's BSUID), and
+        optionally ``timestamp`` and ``group_id``). Once any are seeded, an id that is neither
+        seeded nor in ``message_ids`` gets 9099, and ``read_ids`` follows WhatsApp: marking a
+        one-to-one message reads those of its conversation (business phone, customer) strictly
+        earlier in whole seconds, not one of the same second; a group message is read only when
+        marked itself, and marking it reads nothing else.
     :param clock_skew_ms: how far the sandbox clock is ahead of the host's.
-    :param rate_limit: the account's rate limit (HTTP 429 beyond it); None: unlimited.
+    :param faults: injected faults (``Faults``), Meta's errors among them (``"meta:130429"``...,
+        answered as code 9099 with Meta's ``(#<code>) <text>``).
+    :param rate_limit: the account's rate limit (HTTP 429 beyond it, or Meta's 130429 with
+        ``AccountLimit(answer="meta")``); None: unlimited.
     """
 
     def __init__(
@@ -331,7 +351,7 @@ class NxCloudSandbox:
         rate limit)."""
         with self.state.lock:
             self.state.mark_counts.clear()
-            self.state.read_up_to.clear()
+            self.state.read_before.clear()
             self.state.requests.clear()
             self.state.faults_injected.clear()
         self.set_faults(Faults())

@@ -3,10 +3,12 @@
 Checks: required headers (1001), bizType/action (1002), the signature over the exact received
 bytes (1003), ``ts`` within 60 s of its own (skewable) clock (1004), unknown access key (1005),
 body fields (9000), known business phones (9002) and, when told which exist, known message ids
-(9099 otherwise). Seeded with inbound messages, it knows conversations as WhatsApp does: marking
-one message read marks the earlier ones of its conversation (``read_ids``). Pure state behind
-one lock; ``sandbox.py`` serves it over HTTP. Over 300 lines with the account rate limit,
-which lives here because it is decided under the same lock as the rest.
+(9099 otherwise). Seeded with inbound messages, it reads them as WhatsApp does (``read_ids``):
+marking a one-to-one message reads the strictly earlier ones of its conversation, a group
+message is read only by marking it. Meta's errors come back as NXCloud passes them through
+(9099, ``(#<code>) <Meta's text>``). Pure state behind one lock; ``sandbox.py`` serves it over
+HTTP. Over 300 lines with the account rate limit, which lives here because it is decided under
+the same lock as the rest.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import re
 import threading
 import time
 from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal, get_args
 
 from airflow_provider_nxcloud.client.api import READ_ACTION, TS_WINDOW_MS, WHATSAPP_BIZ_TYPE, mark_read_body
 from airflow_provider_nxcloud.client.signing import ALGORITHMS, SIGNED_HEADERS, compute_sign
@@ -30,9 +32,33 @@ DEFAULT_ACCESS_SECRET = "sandbox-access-secret"
 DEFAULT_BUSINESS_PHONE = "8613800000000"
 # What a WhatsApp message id can look like (wamid.<base64>); anything else is a 9000.
 _WELL_FORMED_ID = re.compile(r"^[A-Za-z0-9._=+/:-]{1,512}$")
-FAULT_KINDS = ("-1", "9001", "500", "503", "429", "drop", "html", "slow")
+# Meta's error codes and the titles Meta writes in its ``message`` as ``(#<code>) <title>``; NXCloud
+# passes a Meta error through as code 9099 with that message. The throttles (4, 80007, 130429,
+# 131056) pass on retry; 131009 (an unknown or deleted id) and 100 do not.
+META_ERRORS: dict[int, str] = {
+    4: "Application request limit reached",
+    80007: "Rate limit issues",
+    130429: "Rate limit hit",
+    131056: "(Business Account, Consumer Account) pair rate limit hit",
+    131009: "Parameter value is not valid",
+    100: "Invalid parameter",
+}
+META_PASSTHROUGH_CODE = 9099
+META_PREFIX = "meta:"
+# A Meta error as a fault kind ("meta:130429"): answered only to a request NXCloud accepts, since
+# NXCloud checks a request before WhatsApp sees it.
+META_FAULT_KINDS = tuple(f"{META_PREFIX}{code}" for code in META_ERRORS)
+META_THROUGHPUT = f"{META_PREFIX}130429"
+FAULT_KINDS = ("-1", "9001", "500", "503", "429", "drop", "html", "slow", *META_FAULT_KINDS)
 # The ``fault`` of a request refused by the account's rate limit (``AccountLimit``), not injected.
 RATE_LIMITED = "rate_limit"
+ThrottleAnswer = Literal["http429", "meta"]
+
+
+def meta_error(kind: str) -> tuple[int, str]:
+    """The (code, message) NXCloud answers for a Meta fault kind such as ``"meta:130429"``."""
+    code = int(kind.removeprefix(META_PREFIX))
+    return META_PASSTHROUGH_CODE, f"(#{code}) {META_ERRORS[code]}"
 
 
 @dataclass
@@ -43,15 +69,20 @@ class Faults:
     rates: dict[str, float] = field(default_factory=dict)
     retry_after: float = 1.0
     slow_seconds: float = 5.0
-    codes: dict[str, int] = field(default_factory=dict)
+    # Per message id, the answer it always gets once NXCloud's checks pass: an NXCloud code, or a
+    # Meta error kind ({"wamid.gone": "meta:131009"} is a deleted message, forever).
+    codes: dict[str, int | str] = field(default_factory=dict)
     # Per message id, the faults its first requests get, in order (then it is answered normally):
-    # {"wamid.1": ["-1", "503"]} fails twice, then succeeds.
+    # {"wamid.1": ["-1", "503"]} fails twice, then succeeds; {"wamid.2": ["meta:130429"]} is
+    # throttled by WhatsApp once. A Meta kind used on a request NXCloud refuses still uses its step.
     scripts: dict[str, list[str]] = field(default_factory=dict)
     seed: int | None = None
 
     def __post_init__(self) -> None:
         self.scripts = {message_id: list(kinds) for message_id, kinds in self.scripts.items()}
-        unknown = (set(self.rates) | {k for ks in self.scripts.values() for k in ks}) - set(FAULT_KINDS)
+        used = set(self.rates) | {k for ks in self.scripts.values() for k in ks}
+        unknown = used - set(FAULT_KINDS)
+        unknown |= {code for code in self.codes.values() if isinstance(code, str)} - set(META_FAULT_KINDS)
         if unknown:
             raise ValueError(f"unknown fault kinds {sorted(unknown)}; use {', '.join(FAULT_KINDS)}")
         if sum(self.rates.values()) > 1:
@@ -60,27 +91,47 @@ class Faults:
 
 @dataclass(frozen=True)
 class InboundMessage:
-    """A message a customer sent to a business number: what a seeded sandbox knows exists."""
+    """
+    A message a customer sent to a business number: what a seeded sandbox knows exists.
+
+    ``customer`` is the sender's phone (``from``) or, for a username user whose phone WhatsApp
+    withholds, their business-scoped user id (``from_user_id``, e.g. ``BR.1502576394655843``).
+    ``timestamp`` is in whole Unix seconds; a message without one is read only when marked
+    itself. ``group_id`` makes it a group message, read only when marked itself.
+    """
 
     message_id: str
     business_phone: str
     customer: str
-    timestamp: int
+    timestamp: int | None = None
+    group_id: str | None = None
+
+    @property
+    def conversation(self) -> tuple[str, str] | None:
+        """Its one-to-one conversation (business phone, customer); None for a group message."""
+        return None if self.group_id is not None else (self.business_phone, self.customer)
 
     @classmethod
     def from_record(cls, record: Mapping[str, Any]) -> InboundMessage:
-        """From a webhook-shaped record: ``id``, ``business_phone``, ``from``, ``timestamp``."""
+        """
+        From a webhook-shaped record: ``id``, ``business_phone``, ``from`` or ``from_user_id``,
+        and optionally ``timestamp`` (Unix seconds) and ``group_id``.
+        """
         try:
+            customer = record.get("from") or record["from_user_id"]
+            timestamp = record.get("timestamp")
+            group_id = record.get("group_id")
             return cls(
                 str(record["id"]),
                 str(record["business_phone"]),
-                str(record["from"]),
-                int(record["timestamp"]),
+                str(customer),
+                int(timestamp) if timestamp is not None else None,
+                str(group_id) if group_id else None,
             )
-        except (KeyError, TypeError, ValueError) as error:
+        except (KeyError, TypeError, ValueError, AttributeError) as error:
             raise ValueError(
-                f"an inbound message needs id, business_phone, from and timestamp (Unix seconds): "
-                f"{record!r} ({error})"
+                "an inbound message needs id, business_phone, and from or from_user_id (timestamp in "
+                f"Unix seconds and group_id optional): {record!r} ({error})"
             ) from None
 
 
@@ -88,16 +139,23 @@ class InboundMessage:
 class AccountLimit:
     """
     The account's rate limit, which NXCloud does not tell the client: a token bucket of
-    ``per_second`` with ``burst`` saved; beyond it HTTP 429, with ``Retry-After`` only when set.
+    ``per_second`` with ``burst`` saved. ``answer`` is how a request beyond it is refused:
+    ``"http429"``, HTTP 429 with ``Retry-After`` only when ``retry_after`` is set; ``"meta"``, as
+    WhatsApp's throughput limit comes through NXCloud: HTTP 200 with code 9099 and
+    ``(#130429) Rate limit hit`` (after NXCloud's own checks, as those come first).
     """
 
     per_second: float
     burst: float = 5.0
     retry_after: float | None = None
+    answer: ThrottleAnswer = "http429"
 
     def __post_init__(self) -> None:
         if not self.per_second > 0 or not self.burst >= 1:
             raise ValueError("a rate limit needs per_second > 0 and burst >= 1")
+        if self.answer not in get_args(ThrottleAnswer):
+            choices = " or ".join(get_args(ThrottleAnswer))
+            raise ValueError(f"a rate limit answers {choices}, not {self.answer!r}")
 
 
 class AccountBucket:
@@ -168,11 +226,12 @@ class SandboxState:
         self.mark_counts: dict[tuple[str, str], int] = {}
         self.requests: list[RequestRecord] = []
         self.faults_injected: dict[str, int] = {}
-        # Seeded messages by (phone, id), each with its place in its conversation: (timestamp,
-        # seeding order), so that of two messages of one second the one seeded later is newer.
-        self.inbound: dict[tuple[str, str], tuple[InboundMessage, tuple[int, int]]] = {}
-        # Per conversation (phone, customer), the place of the newest message marked read.
-        self.read_up_to: dict[tuple[str, str], tuple[int, int]] = {}
+        # Seeded messages by (phone, id).
+        self.inbound: dict[tuple[str, str], InboundMessage] = {}
+        # Per one-to-one conversation (phone, customer), the newest timestamp marked read: every
+        # message of it strictly earlier is read. Not one of the same second: with whole seconds
+        # WhatsApp has no order between them.
+        self.read_before: dict[tuple[str, str], int] = {}
         self.add_inbound(inbound)
         self.account_bucket: AccountBucket | None = None
         self.set_rate_limit(rate_limit)
@@ -183,7 +242,7 @@ class SandboxState:
             for message in messages:
                 key = (message.business_phone, message.message_id)
                 if key not in self.inbound:
-                    self.inbound[key] = (message, (message.timestamp, len(self.inbound)))
+                    self.inbound[key] = message
                     self.business_phones.add(message.business_phone)
 
     def is_unknown(self, business_phone: str, message_id: str) -> bool:
@@ -194,12 +253,19 @@ class SandboxState:
         return not in_ids and (business_phone, message_id) not in self.inbound
 
     def read_ids(self, business_phone: str | None = None) -> set[str]:
-        """What customers see as read: every id marked, and the earlier ones of its conversation."""
+        """
+        What customers see as read: every id marked, and in each one-to-one conversation the
+        messages strictly earlier (whole seconds) than one marked. Group messages, and messages
+        without a timestamp, only when marked themselves.
+        """
         with self.lock:
             read = {m for (p, m) in self.mark_counts if business_phone in (None, p)}
-            for (phone, message_id), (message, place) in self.inbound.items():
-                newest_read = self.read_up_to.get((phone, message.customer))
-                if newest_read is not None and place <= newest_read and business_phone in (None, phone):
+            for (phone, message_id), message in self.inbound.items():
+                if business_phone not in (None, phone) or message.timestamp is None:
+                    continue
+                conversation = message.conversation
+                newest_read = self.read_before.get(conversation) if conversation is not None else None
+                if newest_read is not None and message.timestamp < newest_read:
                     read.add(message_id)
             return read
 
@@ -216,6 +282,11 @@ class SandboxState:
                 self.account_bucket = AccountBucket(limit, time.monotonic())
             else:
                 self.account_bucket.change(limit, time.monotonic())
+
+    def throttle_answer(self) -> ThrottleAnswer:
+        """How a request beyond the account limit is refused (``AccountLimit.answer``)."""
+        bucket = self.account_bucket
+        return bucket.limit.answer if bucket is not None else "http429"
 
     def admit(self) -> bool:
         """Whether the account limit lets this request through now (it counts against it)."""
@@ -285,21 +356,24 @@ class SandboxState:
         if not _WELL_FORMED_ID.match(message_id):
             return 9000, "Parameter exception: message_id", body
         if self.is_unknown(body["business_phone"], message_id):
-            return 9099, "(#100) Invalid parameter: message_id not found", body
+            return META_PASSTHROUGH_CODE, f"(#100) {META_ERRORS[100]}: message_id not found", body
         if message_id in self.faults.codes:
-            code = self.faults.codes[message_id]
-            return code, f"Injected code {code}", body
+            injected = self.faults.codes[message_id]
+            if isinstance(injected, str):
+                code, message = meta_error(injected)
+                return code, message, body
+            return injected, f"Injected code {injected}", body
         return 0, "Request succeeded", body
 
     def mark(self, business_phone: str, message_id: str) -> None:
         with self.lock:
             key = (business_phone, message_id)
             self.mark_counts[key] = self.mark_counts.get(key, 0) + 1
-            seeded = self.inbound.get(key)
-            if seeded is not None:
-                message, place = seeded
-                conversation = (business_phone, message.customer)
-                self.read_up_to[conversation] = max(place, self.read_up_to.get(conversation, place))
+            message = self.inbound.get(key)
+            conversation = message.conversation if message is not None else None
+            if message is not None and conversation is not None and message.timestamp is not None:
+                newest = self.read_before.get(conversation, message.timestamp)
+                self.read_before[conversation] = max(newest, message.timestamp)
 
     def record(self, record: RequestRecord) -> None:
         with self.lock:

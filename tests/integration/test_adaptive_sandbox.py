@@ -6,7 +6,7 @@ import os
 import signal
 import subprocess
 import sys
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -122,21 +122,22 @@ def test_unthrottled_batch_reports_no_limit(nxcloud_sandbox: NxCloudSandbox) -> 
     operator = MarkWhatsAppReadOperator(task_id="t", message_ids=["wamid.u1", "wamid.u2"], max_workers=2)
 
     assert "rate_limit_per_second" not in operator.execute(context={})  # type: ignore[arg-type]
-    assert operator.hook._adaptive_limiter is not None
-    assert not operator.hook._adaptive_limiter.engaged
+    assert operator.hook.client.settings.adaptive_rate
+    assert operator.hook.client.rate_limit_found is None
 
 
 def test_operator_and_extra_turn_it_off(
     nxcloud_sandbox: NxCloudSandbox, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    assert (
-        MarkWhatsAppReadOperator(task_id="a", message_ids=[], adaptive_rate=False).hook._adaptive_limiter
-        is None
-    )
+    def adaptive(**arguments: Any) -> bool:
+        operator = MarkWhatsAppReadOperator(task_id="t", message_ids=[], **arguments)
+        return operator.hook.client.settings.adaptive_rate
+
+    assert adaptive(adaptive_rate=False) is False
     monkeypatch.setenv("AIRFLOW_CONN_NXCLOUD_DEFAULT", nxcloud_sandbox.connection_json(adaptive_rate=False))
 
-    assert MarkWhatsAppReadOperator(task_id="b", message_ids=[]).hook._adaptive_limiter is None
-    assert MarkWhatsAppReadOperator(task_id="c", message_ids=[], adaptive_rate=True).hook._adaptive_limiter
+    assert adaptive() is False
+    assert adaptive(adaptive_rate=True) is True
 
 
 def test_operator_rejects_a_non_boolean_adaptive_rate() -> None:

@@ -383,6 +383,6 @@ def test_former_escapes_are_now_one_line_rejections(value: Any, message: str) ->
 
 def test_huge_int_sender_is_kept_as_text_and_a_huge_int_set_member_is_rejected() -> None:
     single = normalise_messages([{"id": "wamid.1", "from": 10**5000}], default_business_phone=PHONE)
-    assert single.messages[0].sender == "<int too long to show>"
+    assert single.messages[0].customer == "<int too long to show>"
     with pytest.raises(NxCloudConfigError, match=r"\[0\]\[0\]: expected a message id string .*, got int"):
         normalise_messages([frozenset({"wamid.2", 10**5000})], default_business_phone=PHONE)

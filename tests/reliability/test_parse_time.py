@@ -143,6 +143,6 @@ def test_valid_arguments_parse_without_any_lookup(parsed: tuple[Any, list[str]])
 
     assert {"nx_parse_plain_valid", "nx_parse_mapped_valid"} <= set(bag.dag_ids)
     operator = bag.dags["nx_parse_plain_valid"].get_task("mark")
-    assert operator.code_actions == {9006: "skip", -1: "fail"}
+    assert operator.options.code_actions == {9006: "skip", -1: "fail"}
     assert lookups == [], "parsing a DAG file looked up a connection"
     assert len(bag.import_errors) == len(CASES) * len(FORMS)

@@ -19,16 +19,17 @@ from airflow_provider_nxcloud.batch.conversations import units_to_send
 from airflow_provider_nxcloud.batch.engine import mark_messages
 from airflow_provider_nxcloud.batch.messages import Message, normalise_messages
 from airflow_provider_nxcloud.batch.options import BatchOptions
+from airflow_provider_nxcloud.client.api import classify, is_auth_code
 from airflow_provider_nxcloud.client.errors import (
-    TRANSIENT_CODES,
     NxCloudApiError,
     NxCloudAuthError,
     NxCloudConfigError,
     NxCloudTransientError,
-    is_auth_code,
 )
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     from airflow_provider_nxcloud.batch.results import BatchResult
 
 PHONE = "8613800000000"
@@ -36,6 +37,7 @@ OTHER_PHONE = "8613900000001"
 NOW = int(time.time())
 DAY = 86_400
 RETRIES = 2
+NO_OVERRIDES: dict[int, bool] = {}
 
 
 class FakeClient:
@@ -66,10 +68,10 @@ class FakeClient:
         message_id: str,
         business_phone: str | None = None,
         *,
-        retry_codes: frozenset[int] = TRANSIENT_CODES,
+        retry_overrides: Mapping[int, bool] = NO_OVERRIDES,
     ) -> object:
         code = self.codes.get(message_id, 0)
-        transient = code in retry_codes
+        transient = retry_overrides.get(code, classify(code).meaning == "transient")
         with self._lock:
             self.sent.append(message_id)
             self.sent_keys.append((message_id, business_phone))
@@ -91,7 +93,7 @@ def record(message_id: str, customer: str | None = "15550001", age: int = 0, **e
 
 
 def run(messages: Any, client: FakeClient, **options: Any) -> BatchResult:
-    return mark_messages(client, messages, options=BatchOptions.checked(**options))
+    return mark_messages(client, messages, options=BatchOptions(**options))
 
 
 def marked(result: BatchResult) -> list[str]:
@@ -139,7 +141,7 @@ def test_an_empty_or_blank_customer_is_no_conversation() -> None:
         default_business_phone=PHONE,
     )
 
-    assert [m.sender for m in batch.messages] == [None, None, "1555"]
+    assert [m.customer for m in batch.messages] == [None, None, "1555"]
 
 
 # -- the rules --
@@ -268,9 +270,9 @@ def test_opting_out_sends_one_request_per_message() -> None:
 
 def test_grouping_is_on_by_default_and_the_flag_is_checked() -> None:
     assert BatchOptions().one_request_per_conversation is True
-    assert BatchOptions.checked().one_request_per_conversation is True
+    assert BatchOptions().one_request_per_conversation is True
     with pytest.raises(NxCloudConfigError, match="one_request_per_conversation must be True or False"):
-        BatchOptions.checked(one_request_per_conversation="no")
+        BatchOptions(one_request_per_conversation="no")
 
 
 # -- for any input --
@@ -311,14 +313,16 @@ def _expected_without_abort(
 
     def status(message: Message) -> str:
         code = codes.get(message.message_id, 0)
-        return options.decide(code, transient=code in options.retry_codes)
+        return options.decide(
+            code, transient=options.retry_overrides.get(code, classify(code).meaning == "transient")
+        )
 
     expected: dict[tuple[str, str], str] = {}
     threads: dict[tuple[str, str], list[tuple[int, int, Message]]] = {}
     for position, message in enumerate(to_send):
         key = (message.message_id, message.business_phone)
-        if options.one_request_per_conversation and message.sender and message.timestamp is not None:
-            threads.setdefault((message.business_phone, message.sender), []).append(
+        if options.one_request_per_conversation and message.customer and message.timestamp is not None:
+            threads.setdefault((message.business_phone, message.customer), []).append(
                 (message.timestamp, position, message)
             )
         else:
@@ -353,7 +357,7 @@ def test_every_id_comes_out_once_and_marked_is_exactly_each_thread_up_to_its_mar
 ) -> None:
     messages = _input(items)
     client = FakeClient(codes)
-    options = BatchOptions.checked(
+    options = BatchOptions(
         max_workers=workers, code_actions=code_actions, one_request_per_conversation=grouped
     )
     normalised = normalise_messages(messages, default_business_phone=PHONE)
@@ -381,8 +385,8 @@ def test_every_id_comes_out_once_and_marked_is_exactly_each_thread_up_to_its_mar
     if grouped:
         threads: dict[tuple[str, str | None], list[Message]] = {}
         for message in normalised.messages:
-            if message.sender and message.timestamp is not None:
-                threads.setdefault((message.business_phone, message.sender), []).append(message)
+            if message.customer and message.timestamp is not None:
+                threads.setdefault((message.business_phone, message.customer), []).append(message)
         for thread in threads.values():
             marked_here = [place[key(m)] for m in thread if key(m) in marked_keys]
             newest_marked = max(marked_here, default=None)

@@ -36,7 +36,7 @@ def test_default_policy_table(code: int | None, transient: bool, status: str) ->
 
 
 def test_code_actions_override_the_policy() -> None:
-    options = BatchOptions.checked(code_actions={9006: "skip", 9099: "retry", -1: "fail"})
+    options = BatchOptions(code_actions={9006: "skip", 9099: "retry", -1: "fail"})
 
     assert options.decide(9006, transient=False) == "skipped"
     assert options.decide(9099, transient=False) == "retryable"
@@ -44,10 +44,10 @@ def test_code_actions_override_the_policy() -> None:
     assert options.decide(9000, transient=False) == "failed"
 
 
-def test_overrides_decide_what_the_hook_retries() -> None:
-    options = BatchOptions.checked(code_actions={9000: "retry", -1: "fail", 9006: "skip"})
+def test_overrides_decide_what_the_client_retries() -> None:
+    options = BatchOptions(code_actions={9000: "retry", -1: "fail", 9006: "skip"})
 
-    assert options.retry_codes == frozenset({9001, 9000})
+    assert options.retry_overrides == {9000: True, -1: False, 9006: False}
 
 
 def test_code_actions_accept_string_codes_from_json() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from airflow_provider_nxcloud.client.errors import NxCloudConfigError
+from airflow_provider_nxcloud.hooks.nxcloud import NxCloudHook
 from airflow_provider_nxcloud.operators.whatsapp import MarkWhatsAppReadOperator
 
 
@@ -16,21 +17,31 @@ def test_templated_fields_are_the_inputs_a_dag_renders() -> None:
     )
 
 
-def test_construction_makes_no_hook_and_keeps_the_checked_options() -> None:
+def no_connection_lookups(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    lookups: list[str] = []
+    monkeypatch.setattr(
+        NxCloudHook, "get_connection", classmethod(lambda cls, conn_id: lookups.append(conn_id))
+    )
+    return lookups
+
+
+def test_construction_looks_nothing_up_and_checks_the_options(monkeypatch: pytest.MonkeyPatch) -> None:
+    lookups = no_connection_lookups(monkeypatch)
     operator = MarkWhatsAppReadOperator(
         task_id="mark", message_ids=["wamid.1"], max_workers=3, code_actions={"9006": "skip"}
     )
 
-    assert "hook" not in operator.__dict__
+    assert lookups == []
     assert operator.options.max_workers == 3
-    assert operator.code_actions == {9006: "skip"}  # string keys from JSON configs become codes
+    assert operator.options.code_actions == {9006: "skip"}  # string keys from JSON configs become codes
 
 
-def test_on_kill_before_execute_creates_no_hook() -> None:
+def test_on_kill_before_execute_looks_nothing_up(monkeypatch: pytest.MonkeyPatch) -> None:
+    lookups = no_connection_lookups(monkeypatch)
     operator = MarkWhatsAppReadOperator(task_id="mark", message_ids=["wamid.1"])
     operator.on_kill()
 
-    assert "hook" not in operator.__dict__
+    assert lookups == []
 
 
 def test_the_hook_gets_the_operator_connection_and_rate() -> None:

@@ -1,0 +1,259 @@
+"""NxCloudClient: settings in, signed calls to NXCloud out, with retries, rate limits and a clock fix."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import TYPE_CHECKING, Any
+
+from airflow_provider_nxcloud.client.api import (
+    CLOCK_SKEW_CODE,
+    DEFAULT_BASE_URL,
+    MARK_READ_PATH,
+    READ_ACTION,
+    WHATSAPP_BIZ_TYPE,
+    classify,
+    is_auth_code,
+    mark_read_body,
+)
+from airflow_provider_nxcloud.client.config import (
+    DEFAULT_ADAPTIVE_RATE,
+    DEFAULT_ALGORITHM,
+    DEFAULT_MAX_RETRIES,
+    DEFAULT_RETRY_WAIT,
+    DEFAULT_TIMEOUT,
+    DEFAULT_VERIFY,
+    ClientSettings,
+)
+from airflow_provider_nxcloud.client.errors import (
+    NxCloudApiError,
+    NxCloudAuthError,
+    NxCloudConfigError,
+    NxCloudTransientError,
+)
+from airflow_provider_nxcloud.client.ratelimit import AdaptiveRateLimiter, RateLimiter
+from airflow_provider_nxcloud.client.responses import NxCloudResponse, interpret, is_throttle
+from airflow_provider_nxcloud.client.retries import transient_retrying
+from airflow_provider_nxcloud.client.signing import serialise_body, signed_headers
+from airflow_provider_nxcloud.client.transport import PooledTransport
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    from airflow_provider_nxcloud.client.ratelimit import Log
+    from airflow_provider_nxcloud.client.signing import Algorithm
+
+# Connections kept open when no batch said how many threads share the client.
+DEFAULT_POOL_SIZE = 10
+_NO_OVERRIDES: Mapping[int, bool] = {}
+
+
+class NxCloudClient:
+    """
+    Signed, retried, rate-limited access to NXCloud's HTTP API, in plain Python (no Airflow).
+
+    Safe to share between threads: every thread of a batch shares one connection pool, one rate
+    cap and what the adaptive limiter learnt. Building it sends nothing.
+
+    :param access_key: NXCloud's accessKey.
+    :param access_secret: NXCloud's accessSecret; it signs requests and is never sent.
+    :param base_url: the API's base URL; https, or http to a loopback sandbox.
+    :param business_phone: default merchant WhatsApp number (digits with country code).
+    :param algorithm: ``md5`` or ``sha256`` signatures.
+    :param timeout: connect and read timeout of each request, in seconds.
+    :param verify: verify TLS certificates (or a CA bundle path).
+    :param proxies: requests-style proxies, e.g. ``{"https": "http://proxy:3128"}``.
+    :param max_requests_per_second: cap on all requests of this client, retries included.
+    :param adaptive_rate: when NXCloud throttles, slow every request of this client to just under
+        the rate it accepts (under the cap, if any).
+    :param max_retries: retries of transient failures (code -1/9001, HTTP 429/5xx, network).
+    :param retry_wait: initial and maximum backoff between retries, in seconds.
+    :param logger: where retries and rate findings are logged (an Airflow hook passes its own).
+    """
+
+    def __init__(
+        self,
+        *,
+        access_key: str,
+        access_secret: str,
+        base_url: str = DEFAULT_BASE_URL,
+        business_phone: str | None = None,
+        algorithm: Algorithm = DEFAULT_ALGORITHM,
+        timeout: float = DEFAULT_TIMEOUT,
+        verify: bool | str = DEFAULT_VERIFY,
+        proxies: Mapping[str, str] | None = None,
+        max_requests_per_second: float | None = None,
+        adaptive_rate: bool = DEFAULT_ADAPTIVE_RATE,
+        max_retries: int = DEFAULT_MAX_RETRIES,
+        retry_wait: tuple[float, float] = DEFAULT_RETRY_WAIT,
+        logger: Log | None = None,
+    ) -> None:
+        settings = ClientSettings(
+            access_key=access_key,
+            access_secret=access_secret,
+            base_url=base_url,
+            business_phone=business_phone,
+            algorithm=algorithm,
+            timeout=timeout,
+            verify=verify,
+            proxies=dict(proxies or {}),
+            max_requests_per_second=max_requests_per_second,
+            adaptive_rate=adaptive_rate,
+            max_retries=max_retries,
+            retry_wait=retry_wait,
+        )
+        self._setup(settings, logger or logging.getLogger(__name__))
+
+    @classmethod
+    def from_settings(cls, settings: ClientSettings, *, logger: Log | None = None) -> NxCloudClient:
+        """A client from settings already checked (an Airflow connection resolved by the hook)."""
+        client = cls.__new__(cls)
+        client._setup(settings, logger or logging.getLogger(__name__))
+        return client
+
+    def _setup(self, settings: ClientSettings, logger: Log) -> None:
+        self.settings = settings
+        self._log = logger
+        self._clock_offset_ms = 0
+        self._cancelled = threading.Event()
+        self._requests_sent = 0
+        self._lock = threading.Lock()
+        self._transport = self._new_transport(DEFAULT_POOL_SIZE)
+        rate = settings.max_requests_per_second
+        self._rate_limiter = RateLimiter(rate) if rate else None
+        # One per client: every thread of a batch, and every retry, shares what it learnt.
+        self._adaptive_limiter = (
+            AdaptiveRateLimiter(ceiling=rate, logger=logger) if settings.adaptive_rate else None
+        )
+        self._retrying = transient_retrying(
+            max_retries=settings.max_retries, wait=settings.retry_wait, cancelled=self._cancelled, log=logger
+        )
+
+    def _new_transport(self, pool_size: int) -> PooledTransport:
+        return PooledTransport(
+            base_url=self.settings.base_url,
+            proxies=self.settings.proxies,
+            verify=self.settings.verify,
+            timeout=self.settings.timeout,
+            pool_size=pool_size,
+        )
+
+    @property
+    def business_phone(self) -> str | None:
+        return self.settings.business_phone
+
+    @property
+    def requests_sent(self) -> int:
+        """HTTP requests this client has sent: every attempt, retries and re-signed ones included."""
+        return self._requests_sent
+
+    @property
+    def rate_limit_found(self) -> float | None:
+        """The rate (requests/s) NXCloud last throttled this client at; None if it never did."""
+        return self._adaptive_limiter.limit_found if self._adaptive_limiter is not None else None
+
+    def ready_for_threads(self, workers: int) -> None:
+        """Keep ``workers`` connections open, for that many threads sharing this client."""
+        with self._lock:
+            if workers > self._transport.pool_size:
+                self._transport = self._new_transport(workers)
+
+    def cancel(self) -> None:
+        """
+        Give up retrying, from any thread (the task is being killed): backoff waits end now and
+        no request is sent again. Requests in flight finish within their timeout.
+        """
+        self._cancelled.set()
+        if self._adaptive_limiter is not None:
+            self._adaptive_limiter.cancel()
+
+    def call(
+        self,
+        path: str,
+        *,
+        action: str,
+        biz_type: str,
+        body: Mapping[str, Any],
+        retry_overrides: Mapping[int, bool] = _NO_OVERRIDES,
+    ) -> NxCloudResponse:
+        """
+        Send one signed POST to an NXCloud endpoint and return its answer when ``code`` is 0.
+
+        Transient failures (``api.classify``, HTTP 429/5xx, network errors, bodies that are not
+        NXCloud JSON) are retried with backoff, each attempt freshly signed; ``retry_overrides``
+        retries a code (True) or not (False) whatever ``classify`` says. On code 1004 the clock
+        offset is learnt from the server's ``Date`` and the request re-signed once.
+
+        :raises NxCloudAuthError: codes 1000-1099.
+        :raises NxCloudTransientError: still failing after ``max_retries``.
+        :raises NxCloudApiError: any other non-zero code, or an unusable HTTP answer.
+        """
+        payload = serialise_body(body)
+        response = self._retrying(self._attempt, path, action, biz_type, payload, retry_overrides)
+        if response.code == CLOCK_SKEW_CODE and self._learn_clock_offset(response):
+            response = self._retrying(self._attempt, path, action, biz_type, payload, retry_overrides)
+        if response.code == 0:
+            return response
+        message = f"{response.message or 'no message'} ({classify(response.code, response.message).hint})"
+        error_type = NxCloudAuthError if is_auth_code(response.code) else NxCloudApiError
+        raise error_type(message, code=response.code, http_status=response.http_status)
+
+    def mark_message_as_read(
+        self,
+        message_id: str,
+        business_phone: str | None = None,
+        *,
+        retry_overrides: Mapping[int, bool] = _NO_OVERRIDES,
+    ) -> NxCloudResponse:
+        """Mark one inbound WhatsApp message (and the earlier ones of its conversation) as read."""
+        phone = business_phone or self.settings.business_phone
+        if not phone:
+            raise NxCloudConfigError("business_phone is not set: pass it, or set the client's business_phone")
+        return self.call(
+            MARK_READ_PATH,
+            action=READ_ACTION,
+            biz_type=WHATSAPP_BIZ_TYPE,
+            body=mark_read_body(phone, message_id),
+            retry_overrides=retry_overrides,
+        )
+
+    def _attempt(
+        self, path: str, action: str, biz_type: str, payload: bytes, retry_overrides: Mapping[int, bool]
+    ) -> NxCloudResponse:
+        settings = self.settings
+        adaptive = self._adaptive_limiter
+        sent_at = adaptive.acquire() if adaptive is not None else 0.0
+        if self._rate_limiter is not None:
+            self._rate_limiter.acquire()
+        if self._cancelled.is_set():  # also when it happened while waiting for a turn
+            raise NxCloudTransientError("not sent: the client was cancelled (task killed)")
+        headers = signed_headers(
+            access_key=settings.access_key,
+            action=action,
+            biz_type=biz_type,
+            ts_ms=int(time.time() * 1000) + self._clock_offset_ms,
+            body=payload,
+            access_secret=settings.access_secret,
+            algorithm=settings.algorithm,
+        )
+        with self._lock:  # += is not atomic across threads
+            self._requests_sent += 1
+        answer = self._transport.post(path, headers, payload)
+        if adaptive is not None:
+            adaptive.record(sent_at, throttled=is_throttle(answer))
+        return interpret(answer, retry_overrides)
+
+    def _learn_clock_offset(self, response: NxCloudResponse) -> bool:
+        """Adopt the server's clock after a 1004; False when it cannot be learnt."""
+        if response.server_time is None:
+            return False
+        offset_ms = int((response.server_time - time.time()) * 1000)
+        self._clock_offset_ms = offset_ms
+        self._log.warning(
+            "NXCloud rejected our timestamp (1004): this machine's clock is %.1f s %s the server's. "
+            "Signing with the server's time from now on; fix the clock (NTP).",
+            abs(offset_ms) / 1000,
+            "behind" if offset_ms > 0 else "ahead of",
+        )
+        return True
