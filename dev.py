@@ -245,7 +245,8 @@ def docs(args: list[str]) -> None:
     python = ensure_venv()
     run(ensure_uv(), "pip", "install", "--quiet", "--python", python, *groups("docs"))
     html = ROOT / "docs" / "_build" / "html"
-    run(python, "-m", "sphinx", "-W", "--keep-going", "-n", "-b", "html", ROOT / "docs", html, *args)
+    # -E: every page read afresh, so a warning of a page that did not change still fails the build.
+    run(python, "-m", "sphinx", "-E", "-W", "--keep-going", "-n", "-b", "html", ROOT / "docs", html, *args)
     print(f"docs: {html / 'index.html'}")
 
 
