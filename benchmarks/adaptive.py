@@ -255,7 +255,7 @@ def measure_unlimited(sandbox: SandboxProcess, ids_count: int) -> dict[str, Any]
 
 def measure_random_faults(sandbox: SandboxProcess, ids_count: int) -> dict[str, Any]:
     """Should -1, 9001 and 503 count as throttles? Random faults, no limit: what it would cost."""
-    import airflow_provider_nxcloud.client.client as client_module
+    import airflow_provider_nxcloud.client.responses as responses_module
     from airflow_provider_nxcloud.client.responses import is_throttle
     from airflow_provider_nxcloud.testing import SandboxClient
 
@@ -274,12 +274,12 @@ def measure_random_faults(sandbox: SandboxProcess, ids_count: int) -> dict[str, 
     for key, detector in (("429 only", is_throttle), ("also -1/9001/503", broad)):
         client.reset()
         client.configure(faults=faults)
-        client_module.is_throttle = detector  # type: ignore[assignment]
+        responses_module.is_throttle = detector  # type: ignore[assignment]
         try:
             with Stopwatch(sandbox) as watch:
                 outcome = _operator(message_ids(f"rf{len(rates)}", ids_count))
         finally:
-            client_module.is_throttle = is_throttle
+            responses_module.is_throttle = is_throttle
         rates[key] = len(outcome.get("marked", [])) / watch.seconds
         log(f"  random faults, {key}: {rates[key]:.1f} msg/s {outcome.get('error', '')[:300]}")
     ratio = rates["also -1/9001/503"] / rates["429 only"] if rates["429 only"] else float("nan")

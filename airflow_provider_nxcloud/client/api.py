@@ -6,6 +6,7 @@ and the batch turns it into a message's status. Shared with the sandbox, which s
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Literal
 
@@ -52,6 +53,28 @@ CODE_HINTS: dict[int, str] = {
     9099: "WhatsApp (Meta) rejected the request; see its message",
 }
 
+# NXCloud passes WhatsApp's (Meta's) errors through as code 9099 with Meta's message, which Meta
+# writes as "(#<code>) <text>".
+META_PASSTHROUGH_CODE = 9099
+_META_CODE = re.compile(r"\(#(\d+)\)")
+
+# What a throttle slows down: every request of the client (the app's or the WhatsApp Business
+# Account's limit), those of one business number (its throughput), or none but the one retried
+# (the pair limit of one business and one customer: slowing the other customers would not help).
+ThrottleScope = Literal["account", "business_phone", "customer"]
+META_THROTTLES: dict[int, tuple[ThrottleScope, str]] = {
+    4: ("account", "WhatsApp's application request limit; retried with backoff, slowing every request"),
+    80007: (
+        "account",
+        "the WhatsApp Business Account's rate limit; retried with backoff, slowing every request",
+    ),
+    130429: (
+        "business_phone",
+        "the business number's throughput limit; retried with backoff, slowing that number's requests",
+    ),
+    131056: ("customer", "the pair rate limit of this business and customer; retried with backoff"),
+}
+
 # What an answer means for the message it was sent for:
 # - marked: read;
 # - transient: a later identical request can pass; retried, and ``retryable`` if it never does;
@@ -64,6 +87,14 @@ Meaning = Literal["marked", "transient", "abort", "message"]
 class CodeMeaning:
     meaning: Meaning
     hint: str
+    # Set when the answer says "too fast": what the adaptive rate limit should slow down.
+    throttle: ThrottleScope | None = None
+
+
+def meta_code(message: str) -> int | None:
+    """Meta's error code in a passed-through message such as ``(#130429) Rate limit hit``."""
+    found = _META_CODE.search(message)
+    return int(found.group(1)) if found else None
 
 
 def is_auth_code(code: int | None) -> bool:
@@ -82,6 +113,9 @@ def classify(code: int | None, message: str = "") -> CodeMeaning:
     )
     if code == 0:
         return CodeMeaning("marked", "request succeeded")
+    if code == META_PASSTHROUGH_CODE and (throttle := META_THROTTLES.get(meta_code(message) or 0)):
+        scope, throttle_hint = throttle
+        return CodeMeaning("transient", throttle_hint, throttle=scope)
     if code in TRANSIENT_CODES:
         return CodeMeaning("transient", hint)
     if is_auth_code(code) or code in CONFIGURATION_CODES:

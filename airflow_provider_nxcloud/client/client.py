@@ -33,7 +33,7 @@ from airflow_provider_nxcloud.client.errors import (
     NxCloudTransientError,
 )
 from airflow_provider_nxcloud.client.ratelimit import AdaptiveRateLimiter, RateLimiter
-from airflow_provider_nxcloud.client.responses import NxCloudResponse, interpret, is_throttle
+from airflow_provider_nxcloud.client.responses import NxCloudResponse, interpret
 from airflow_provider_nxcloud.client.retries import transient_retrying
 from airflow_provider_nxcloud.client.signing import serialise_body, signed_headers
 from airflow_provider_nxcloud.client.transport import PooledTransport
@@ -41,6 +41,7 @@ from airflow_provider_nxcloud.client.transport import PooledTransport
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
+    from airflow_provider_nxcloud.client.api import ThrottleScope
     from airflow_provider_nxcloud.client.ratelimit import Log
     from airflow_provider_nxcloud.client.signing import Algorithm
 
@@ -122,10 +123,13 @@ class NxCloudClient:
         self._transport = self._new_transport(DEFAULT_POOL_SIZE)
         rate = settings.max_requests_per_second
         self._rate_limiter = RateLimiter(rate) if rate else None
-        # One per client: every thread of a batch, and every retry, shares what it learnt.
+        # One per client: every thread of a batch, and every retry, shares what it learnt. Another
+        # per business number, for WhatsApp's per-number throughput limit (Meta's 130429): one
+        # throttled number must not slow a batch's other numbers.
         self._adaptive_limiter = (
             AdaptiveRateLimiter(ceiling=rate, logger=logger) if settings.adaptive_rate else None
         )
+        self._number_limiters: dict[str, AdaptiveRateLimiter] = {}
         self._retrying = transient_retrying(
             max_retries=settings.max_retries, wait=settings.retry_wait, cancelled=self._cancelled, log=logger
         )
@@ -165,8 +169,11 @@ class NxCloudClient:
         no request is sent again. Requests in flight finish within their timeout.
         """
         self._cancelled.set()
-        if self._adaptive_limiter is not None:
-            self._adaptive_limiter.cancel()
+        with self._lock:
+            limiters = [self._adaptive_limiter, *self._number_limiters.values()]
+        for limiter in limiters:
+            if limiter is not None:
+                limiter.cancel()
 
     def call(
         self,
@@ -190,9 +197,11 @@ class NxCloudClient:
         :raises NxCloudApiError: any other non-zero code, or an unusable HTTP answer.
         """
         payload = serialise_body(body)
-        response = self._retrying(self._attempt, path, action, biz_type, payload, retry_overrides)
+        phone = body.get("business_phone")
+        attempt = (self._attempt, path, action, biz_type, payload, retry_overrides, phone)
+        response = self._retrying(*attempt)
         if response.code == CLOCK_SKEW_CODE and self._learn_clock_offset(response):
-            response = self._retrying(self._attempt, path, action, biz_type, payload, retry_overrides)
+            response = self._retrying(*attempt)
         if response.code == 0:
             return response
         message = f"{response.message or 'no message'} ({classify(response.code, response.message).hint})"
@@ -219,11 +228,17 @@ class NxCloudClient:
         )
 
     def _attempt(
-        self, path: str, action: str, biz_type: str, payload: bytes, retry_overrides: Mapping[int, bool]
+        self,
+        path: str,
+        action: str,
+        biz_type: str,
+        payload: bytes,
+        retry_overrides: Mapping[int, bool],
+        business_phone: str | None,
     ) -> NxCloudResponse:
         settings = self.settings
-        adaptive = self._adaptive_limiter
-        sent_at = adaptive.acquire() if adaptive is not None else 0.0
+        limiters = self._limiters_for(business_phone)
+        sent_at = [limiter.acquire() for _, limiter in limiters]
         if self._rate_limiter is not None:
             self._rate_limiter.acquire()
         if self._cancelled.is_set():  # also when it happened while waiting for a turn
@@ -240,9 +255,35 @@ class NxCloudClient:
         with self._lock:  # += is not atomic across threads
             self._requests_sent += 1
         answer = self._transport.post(path, headers, payload)
-        if adaptive is not None:
-            adaptive.record(sent_at, throttled=is_throttle(answer))
-        return interpret(answer, retry_overrides)
+        throttle: ThrottleScope | None = None
+        try:
+            return interpret(answer, retry_overrides)
+        except NxCloudTransientError as error:
+            throttle = error.throttle
+            raise
+        finally:
+            for (scope, limiter), at in zip(limiters, sent_at, strict=True):
+                limiter.record(at, throttled=throttle == scope)
+
+    def _limiters_for(self, business_phone: str | None) -> list[tuple[ThrottleScope, AdaptiveRateLimiter]]:
+        """The adaptive limiters a request waits for, each with the throttle that slows it."""
+        if self._adaptive_limiter is None:
+            return []
+        limiters: list[tuple[ThrottleScope, AdaptiveRateLimiter]] = [("account", self._adaptive_limiter)]
+        if business_phone is not None:
+            number = self._number_limiters.get(business_phone)
+            if number is None:
+                with self._lock:
+                    number = self._number_limiters.setdefault(
+                        business_phone,
+                        AdaptiveRateLimiter(
+                            ceiling=self.settings.max_requests_per_second,
+                            logger=self._log,
+                            scope=f"business number {business_phone}",
+                        ),
+                    )
+            limiters.append(("business_phone", number))
+        return limiters
 
     def _learn_clock_offset(self, response: NxCloudResponse) -> bool:
         """Adopt the server's clock after a 1004; False when it cannot be learnt."""

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from airflow_provider_nxcloud.client.api import ThrottleScope
+
 
 class NxCloudError(Exception):
     """Base class of every error this provider raises."""
@@ -31,7 +36,7 @@ class NxCloudAuthError(NxCloudApiError):
 
 
 class NxCloudTransientError(NxCloudApiError):
-    """Worth another try later: code -1/9001, HTTP 429/5xx, a non-JSON body, a network error."""
+    """Worth another try later: code -1/9001, Meta's throttles, HTTP 429/5xx, non-JSON, the network."""
 
     def __init__(
         self,
@@ -40,6 +45,9 @@ class NxCloudTransientError(NxCloudApiError):
         code: int | None = None,
         http_status: int | None = None,
         retry_after: float | None = None,
+        throttle: ThrottleScope | None = None,
     ) -> None:
         super().__init__(message, code=code, http_status=http_status)
         self.retry_after = retry_after
+        # The answer said "too fast" (HTTP 429, Retry-After, Meta's rate-limit codes): what to slow.
+        self.throttle = throttle

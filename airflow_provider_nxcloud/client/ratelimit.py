@@ -229,8 +229,9 @@ def _wait_on(condition: threading.Condition, seconds: float) -> None:
 
 class AdaptiveRateLimiter:
     """
-    One per hook, shared by its threads: off until NXCloud first throttles, then a token bucket
-    whose rate follows CUBIC under ``ceiling`` (``max_requests_per_second``, if any).
+    One per client and one per business number, shared by its threads: off until NXCloud first
+    throttles, then a token bucket whose rate follows CUBIC under ``ceiling``
+    (``max_requests_per_second``, if any). ``scope`` names what it slows, in the log.
 
     ``acquire()`` before each attempt returns the send time; ``record(sent_at, throttled=...)``
     after each answer (not after a network error: that says nothing about the rate).
@@ -243,7 +244,9 @@ class AdaptiveRateLimiter:
         clock: Callable[[], float] = time.monotonic,
         wait: Callable[[threading.Condition, float], None] = _wait_on,
         logger: Log = log,
+        scope: str = "every request",
     ) -> None:
+        self._scope = scope
         self._ceiling = ceiling if ceiling is not None else float("inf")
         self._clock = clock
         self._wait = wait
@@ -294,7 +297,7 @@ class AdaptiveRateLimiter:
             return now
 
     def record(self, sent_at: float, *, throttled: bool) -> None:
-        """One answer to a request sent at ``sent_at``: throttled (HTTP 429 / Retry-After) or not."""
+        """One answer to a request sent at ``sent_at``: throttled (told to slow down) or not."""
         with self._changed:
             now = self._clock()
             if not throttled:
@@ -336,13 +339,15 @@ class AdaptiveRateLimiter:
         found = self._cubic.w_max
         if self._bucket is None:
             self._log.warning(
-                "NXCloud is throttling (HTTP 429) at %.1f requests/s: this task now sends at most "
-                "%.1f/s and probes upwards",
+                "NXCloud is throttling %s at %.1f requests/s: they now go at most %.1f/s and probe upwards",
+                self._scope,
                 found,
                 found * CUBIC_BETA,
             )
         elif abs(found - self._logged_rate) > LOG_STEP * self._logged_rate:
-            self._log.info("NXCloud rate limit moved: throttled at %.1f requests/s now", found)
+            self._log.info(
+                "NXCloud rate limit moved: %s throttled at %.1f requests/s now", self._scope, found
+            )
         else:
             return
         self._logged_rate = found

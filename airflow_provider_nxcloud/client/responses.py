@@ -99,9 +99,13 @@ def interpret(answer: HttpAnswer, retry_overrides: Mapping[int, bool]) -> NxClou
             http_status=status,
         )
     retry_after = retry_after_seconds(answer.headers.get("Retry-After"))
+    asked_to_slow = is_throttle(answer)
     if status == 429 or status >= 500:
         raise NxCloudTransientError(
-            f"HTTP {status}: {_snippet(raw)}", http_status=status, retry_after=retry_after
+            f"HTTP {status}: {_snippet(raw)}",
+            http_status=status,
+            retry_after=retry_after,
+            throttle="account" if asked_to_slow else None,
         )
     try:
         document = json.loads(raw)
@@ -114,7 +118,12 @@ def interpret(answer: HttpAnswer, retry_overrides: Mapping[int, bool]) -> NxClou
     message = str(document.get("message") or "")
     meaning = classify(code, message)
     if retry_overrides.get(code, meaning.meaning == "transient"):
-        raise NxCloudTransientError(f"{message} ({meaning.hint})", code=code, http_status=status)
+        raise NxCloudTransientError(
+            f"{message} ({meaning.hint})",
+            code=code,
+            http_status=status,
+            throttle=meaning.throttle or ("account" if asked_to_slow else None),
+        )
     return NxCloudResponse(
         code=code,
         message=message,

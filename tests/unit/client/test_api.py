@@ -32,3 +32,26 @@ def test_every_meaning_comes_with_a_hint_for_the_log() -> None:
     assert "Access Secret" in classify(1003).hint
     assert classify(4242).hint == "unknown NXCloud code"
     assert "authentication" in classify(1042).hint
+
+
+@pytest.mark.parametrize(
+    ("meta", "scope"),
+    [(4, "account"), (80007, "account"), (130429, "business_phone"), (131056, "customer")],
+)
+def test_metas_throttles_passed_through_as_9099_are_transient(meta: int, scope: str) -> None:
+    meaning = classify(9099, f"(#{meta}) Rate limit hit")
+
+    assert (meaning.meaning, meaning.throttle) == ("transient", scope)
+
+
+@pytest.mark.parametrize(
+    "message", ["(#131009) Parameter value is not valid", "(#100) Invalid parameter", "no code", ""]
+)
+def test_other_meta_errors_stay_failures_of_the_message(message: str) -> None:
+    meaning = classify(9099, message)
+
+    assert (meaning.meaning, meaning.throttle) == ("message", None)
+
+
+def test_a_meta_code_means_nothing_outside_9099() -> None:
+    assert classify(9000, "(#130429) Rate limit hit").meaning == "message"
