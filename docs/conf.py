@@ -42,7 +42,7 @@ nitpick_ignore_regex = [
 autodoc_member_order = "bysource"
 autodoc_typehints = "description"
 autodoc_typehints_description_target = "documented_params"
-autodoc_default_options = {"members": True, "show-inheritance": True}
+autodoc_default_options = {"members": True}
 # BaseOperator's own docstrings ("Derive when creating an operator") say nothing about ours.
 autodoc_inherit_docstrings = False
 
