@@ -2,9 +2,7 @@
 
 It serves ``POST /api/wa/markMessageAsRead`` with the checks of ``state.py``, records what was
 marked and every request it saw, and can inject faults. A small control API under
-``/_sandbox/`` lets another process (a DAG run, a benchmark) configure and read it. Over 300
-lines: the HTTP handler, that control API and ``NxCloudSandbox``'s documented methods are one
-public surface that users' tests rely on.
+``/_sandbox/`` lets another process (a DAG run, a benchmark) configure and read it.
 """
 
 from __future__ import annotations
