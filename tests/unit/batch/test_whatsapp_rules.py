@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from airflow_provider_nxcloud.batch.options import BatchOptions
-from tests.unit.batch.test_conversations import NOW, PHONE, FakeClient, failed, marked, record, run
+from tests.unit.batch.fakes import NOW, PHONE, FakeClient, failed, marked, record, run
 
 # -- the measured cases --
 
