@@ -37,6 +37,8 @@ from airflow_provider_nxcloud.testing.state import (
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping
 
+    from airflow_provider_nxcloud.client import NxCloudClient
+
 __all__ = [
     "DEFAULT_ACCESS_KEY",
     "DEFAULT_ACCESS_SECRET",
@@ -327,6 +329,22 @@ class NxCloudSandbox:
                 "extra": {"business_phone": sorted(self.state.business_phones)[0], **extra},
             }
         )
+
+    def client(self, **arguments: Any) -> NxCloudClient:
+        """An ``NxCloudClient`` for this sandbox (no Airflow); ``arguments`` override its own.
+
+        Backoff is short (``retry_wait=(0.01, 0.05)``) unless given: tests need not wait.
+        """
+        from airflow_provider_nxcloud.client import NxCloudClient
+
+        defaults: dict[str, Any] = {
+            "access_key": self.state.access_key,
+            "access_secret": self.state.access_secret,
+            "base_url": self.url,
+            "business_phone": sorted(self.state.business_phones)[0],
+            "retry_wait": (0.01, 0.05),
+        }
+        return NxCloudClient(**{**defaults, **arguments})
 
     # -- control --
 
