@@ -31,12 +31,16 @@ from airflow_provider_nxcloud.version_compat import dag, task
 
 INBOX_CONN_ID = "nxcloud_inbox"
 # [START inbox_ddl]
-# The table a webhook receiver fills; ``received_at`` is NXCloud's Unix-seconds timestamp.
+# The table a webhook receiver fills; ``received_at`` is NXCloud's Unix-seconds timestamp,
+# ``sender`` the message's ``from``; ``sender_user_id`` the contact's business-scoped user id (a
+# username user's phone may be withheld); ``group_id`` is set for messages written in a group.
 INBOX_DDL = """
 CREATE TABLE IF NOT EXISTS whatsapp_inbox (
     message_id     VARCHAR(512) NOT NULL,
     business_phone VARCHAR(32)  NOT NULL,
     sender         VARCHAR(32),
+    sender_user_id VARCHAR(160),
+    group_id       VARCHAR(128),
     received_at    BIGINT       NOT NULL,
     read_at        VARCHAR(32),
     last_error     VARCHAR(1024),
@@ -74,13 +78,22 @@ def example_nxcloud_reconcile() -> None:
     def fetch_unread(params: dict[str, Any]) -> list[dict[str, Any]]:
         hook = _inbox_hook(params["inbox_conn_id"])
         rows = hook.get_records(
-            "SELECT message_id, business_phone, sender, received_at FROM whatsapp_inbox "
-            "WHERE read_at IS NULL AND last_error IS NULL ORDER BY received_at "
+            "SELECT message_id, business_phone, sender, sender_user_id, group_id, received_at "
+            "FROM whatsapp_inbox WHERE read_at IS NULL AND last_error IS NULL ORDER BY received_at "
             f"LIMIT {int(params['batch_limit'])}"
         )
+        # The operator groups these records by WhatsApp's rules: one request per conversation,
+        # each group message on its own.
         return [
-            {"id": message_id, "business_phone": phone, "from": sender, "timestamp": received_at}
-            for message_id, phone, sender, received_at in rows
+            {
+                "id": message_id,
+                "business_phone": phone,
+                "from": sender,
+                "from_user_id": user_id,
+                "group_id": group_id,
+                "timestamp": received_at,
+            }
+            for message_id, phone, sender, user_id, group_id, received_at in rows
         ]
 
     mark_read = MarkWhatsAppReadOperator(

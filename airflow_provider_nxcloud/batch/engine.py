@@ -4,7 +4,8 @@ The client (``NxCloudClient``) does the retrying and the rate cap, per request a
 this module decides what each final answer means for the message and for the batch, and keeps
 every message accounted for: each ends ``marked``, ``skipped``, ``failed`` or ``not_attempted``.
 By default it sends one request per conversation (``conversations.py``): the newest message of a
-customer's thread, then the next newest only if that one failed for itself.
+customer's thread (every message of its newest second), then the next newest only if those
+failed for themselves.
 It depends on the small ``MarkReadClient`` protocol, never on the hook, so imports point down.
 """
 
@@ -114,32 +115,40 @@ def _mark_unit(
     stop: threading.Event,
 ) -> bool:
     """
-    Send a unit's messages newest first until one is marked; True when an answer aborts the batch.
+    Send a unit's tiers newest first until one marks; True when an answer aborts the batch.
 
-    Marked: the older ones are marked with it. Failed or skipped for itself (a deleted message,
-    9000, a code the user maps to skip or fail): the next newest is sent. Transient (after the
-    client's retries): the older ones stay unread and retryable. An abort, here or in another
-    thread, leaves the rest of the thread ``not_attempted``: nothing was sent for them.
+    Every message of a tier is sent: same-second messages have no known order, so none is read
+    on another's behalf. Once one of the tier is marked, the older tiers are marked with it.
+    Otherwise, when one failed transiently (after the client's retries), the older ones stay
+    unread and retryable; when all failed or were skipped for themselves (a deleted message,
+    9000, a code the user maps to skip or fail), the next tier is sent. An abort, here or in
+    another thread, leaves the rest of the thread ``not_attempted``: nothing was sent for them.
     """
-    for position, index in enumerate(unit):
-        if position and stop.is_set():
-            return False
-        outcome = _mark_one(client, todo[index], options)
-        outcomes[index] = outcome
-        if outcome.status == "aborted":
-            return True
-        older = unit[position + 1 :]
-        if outcome.status == "marked":
+    for position, tier in enumerate(unit):
+        marked: Outcome | None = None
+        transient: Outcome | None = None
+        for index in tier:
+            if stop.is_set() and (position or index != tier[0]):
+                return False
+            outcome = outcomes[index] = _mark_one(client, todo[index], options)
+            if outcome.status == "aborted":
+                return True
+            if outcome.status == "marked":
+                marked = marked or outcome
+            elif outcome.status == "retryable":
+                transient = transient or outcome
+        older = [index for later in unit[position + 1 :] for index in later]
+        if marked is not None:
             for other in older:
-                outcomes[other] = Outcome(todo[other], "marked", 0, via=outcome.message)
+                outcomes[other] = Outcome(todo[other], "marked", 0, via=marked.message)
             return False
-        if outcome.status == "retryable":
+        if transient is not None:
             reason = (
-                f"not sent: {outcome.message.message_id}, newer in the same conversation, failed "
-                f"transiently ({outcome.reason})"
+                f"not sent: {transient.message.message_id}, newer in the same conversation, failed "
+                f"transiently ({transient.reason})"
             )
             for other in older:
-                outcomes[other] = Outcome(todo[other], "retryable", outcome.code, reason)
+                outcomes[other] = Outcome(todo[other], "retryable", transient.code, reason)
             return False
     return False
 

@@ -1,9 +1,10 @@
 """What upstream tasks hand us -> validated, de-duplicated messages. Pure; no I/O.
 
 Accepted: ids, lists/tuples/sets (nested, as mapped upstreams give), records shaped like NXCloud's
-inbound webhook messages (``id``/``message_id``, ``business_phone``/``merchant_phone``, ``from``,
-``timestamp``), whole webhook payloads (``messages[]`` plus a top-level business phone), and a
-string holding a JSON or Python list (what a Jinja ``xcom_pull`` renders to). The whole input is
+inbound webhook messages (``id``/``message_id``, ``business_phone``/``merchant_phone``, ``from``
+or ``from_user_id``, ``timestamp``, ``group_id``), whole webhook payloads (``messages[]`` plus a
+top-level business phone and ``contacts[]``), and a string holding a JSON or Python list (what a
+Jinja ``xcom_pull`` renders to). The whole input is
 checked before anything is sent: one bad item raises NxCloudConfigError naming its position.
 """
 
@@ -40,7 +41,11 @@ class Message:
     message_id: str
     business_phone: str
     timestamp: int | None = None
+    # ``from``, else the business-scoped user id (``from_user_id``) of a username user whose
+    # phone number WhatsApp withholds; None: unknown, the message is sent on its own.
     customer: str | None = None
+    # Set for a message written in a WhatsApp group: WhatsApp reads it only when it is marked.
+    group_id: str | None = None
 
 
 @dataclass
@@ -122,6 +127,16 @@ def _timestamp(value: Any, where: str) -> int | None:
     return int(number / 1000 if number >= _MILLISECONDS_FROM else number)
 
 
+def _optional_text(value: Any) -> str | None:
+    # An empty value is no value: a record without a customer is sent on its own, like a bare id.
+    return (_text(value).strip() or None) if value is not None else None
+
+
+def _customer(record: Mapping[str, Any]) -> str | None:
+    """``from``, else ``from_user_id``: the same person, by phone or by business-scoped user id."""
+    return _optional_text(record.get("from")) or _optional_text(record.get("from_user_id"))
+
+
 def _parse_list_string(text: str) -> Any:
     try:
         return json.loads(text)
@@ -143,14 +158,41 @@ def _phone_of(record: Mapping[str, Any]) -> Any:
     return None
 
 
-def _children(where: str, elements: Iterable[Any], phone: Any) -> Iterator[tuple[str, Any, Any]]:
+@dataclass(frozen=True, slots=True)
+class _Payload:
+    """What a webhook payload gives its messages: the business phone, and the customer's user id."""
+
+    phone: Any = None
+    user_id: str | None = None
+
+
+_NO_PAYLOAD = _Payload()
+
+
+def _payload_user_id(contacts: Any) -> str | None:
+    """
+    The one business-scoped user id of a payload's ``contacts``, for its messages without ``from``
+    (Meta's own example of a username user's message has none). Several different ids: no one
+    can tell whose message is whose, so none is taken (each such message is sent on its own).
+    """
+    if not isinstance(contacts, (list, tuple)):
+        return None
+    ids = {
+        str(contact["user_id"]).strip()
+        for contact in contacts
+        if isinstance(contact, Mapping) and contact.get("user_id") not in (None, "")
+    }
+    return ids.pop() if len(ids) == 1 else None
+
+
+def _children(where: str, elements: Iterable[Any], payload: _Payload) -> Iterator[tuple[str, Any, _Payload]]:
     # A function, not an inline generator expression, so ``where`` is bound now, not when consumed.
     for index, child in enumerate(elements):
-        yield f"{where}[{index}]", child, phone
+        yield f"{where}[{index}]", child, payload
 
 
-def _items(value: Any) -> Iterator[tuple[str, Any, Any]]:
-    """(position, leaf, business phone inherited from a webhook payload), depth first, in order."""
+def _items(value: Any) -> Iterator[tuple[str, Any, _Payload]]:
+    """(position, leaf, what the webhook payload around it gives), depth first, in order."""
     if isinstance(value, str):
         stripped = value.strip()
         if not stripped:
@@ -158,25 +200,26 @@ def _items(value: Any) -> Iterator[tuple[str, Any, Any]]:
         if stripped[:1] in {"[", "(", "{"}:
             value = _parse_list_string(stripped)
         else:
-            yield "message_ids", value, None
+            yield "message_ids", value, _NO_PAYLOAD
             return
     # An explicit stack instead of recursion: hostile nesting must not overflow Python's stack.
-    stack: list[Iterator[tuple[str, Any, Any]]] = [iter([("message_ids", value, None)])]
+    stack: list[Iterator[tuple[str, Any, _Payload]]] = [iter([("message_ids", value, _NO_PAYLOAD)])]
     while stack:
         entry = next(stack[-1], None)
         if entry is None:
             stack.pop()
             continue
-        where, item, inherited_phone = entry
+        where, item, payload = entry
         if item is None:
             continue  # a mapped upstream that returned nothing
         if isinstance(item, Mapping) and isinstance(item.get("messages"), (list, tuple)):
-            stack.append(_children(f"{where}.messages", item["messages"], _phone_of(item) or inherited_phone))
+            inner = _Payload(_phone_of(item) or payload.phone, _payload_user_id(item.get("contacts")))
+            stack.append(_children(f"{where}.messages", item["messages"], inner))
         elif isinstance(item, (str, Mapping)):
-            yield where, item, inherited_phone
+            yield where, item, payload
         elif isinstance(item, Iterable) and not isinstance(item, (bytes, bytearray)):
             elements = sorted(item, key=_text) if isinstance(item, (set, frozenset)) else item
-            stack.append(_children(where, elements, inherited_phone))
+            stack.append(_children(where, elements, payload))
         else:
             raise NxCloudConfigError(
                 f"{where}: expected a message id string or a record with 'id', got "
@@ -210,10 +253,11 @@ def normalise_messages(
     oldest_allowed = (time.time() if now is None else now) - max_age_days * 86400 if max_age_days else None
     seen: set[tuple[str, str]] = set()
 
-    for where, item, inherited_phone in _items(value):
-        raw_phone: Any = inherited_phone
+    for where, item, payload in _items(value):
+        raw_phone: Any = payload.phone
         timestamp: int | None = None
         customer: str | None = None
+        group_id: str | None = None
         if isinstance(item, Mapping):
             raw_id = item.get("message_id") if item.get("message_id") is not None else item.get("id")
             if raw_id is None:
@@ -221,10 +265,10 @@ def normalise_messages(
                     f"{where}: record has no 'id' or 'message_id' (keys: {_shown(sorted(map(_text, item)))})"
                 )
             message_id = _message_id(raw_id, f"{where}.id")
-            raw_phone = _phone_of(item) or inherited_phone
+            raw_phone = _phone_of(item) or payload.phone
             timestamp = _timestamp(item.get("timestamp"), where)
-            # An empty customer is no customer: such a record is sent on its own, like a bare id.
-            customer = (_text(item["from"]).strip() or None) if item.get("from") is not None else None
+            customer = _customer(item) or payload.user_id
+            group_id = _optional_text(item.get("group_id"))
         else:
             message_id = _message_id(item, where)
         if raw_phone is not None:
@@ -246,7 +290,7 @@ def normalise_messages(
             result.duplicates += 1
             continue
         seen.add(key)
-        message = Message(message_id, phone, timestamp, customer)
+        message = Message(message_id, phone, timestamp, customer, group_id)
         if oldest_allowed is not None and timestamp is not None and timestamp < oldest_allowed:
             result.too_old.append(message)
         else:

@@ -7,9 +7,7 @@ The adaptive one mirrors botocore's "adaptive" retry mode (``botocore/retries/ad
 (C = 0.4, beta = 0.7) cut at each throttle and grown back between them; a token bucket at
 ``min(limit, 2 x measured)``, never below 0.5/s; off until the first throttle. Where it deviates,
 the comment says why and what was measured (``benchmarks/adaptive.py``: 40/s account, burst 5,
-50 ms latency, 32 workers, ``python -m benchmarks.adaptive``). Over 300 lines because the
-meter, the CUBIC curve and the bucket are small classes of their own, each unit-tested, and
-each deviation carries its measurement.
+50 ms latency, 32 workers, ``python -m benchmarks.adaptive``).
 """
 
 from __future__ import annotations

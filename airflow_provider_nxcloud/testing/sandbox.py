@@ -2,9 +2,7 @@
 
 It serves ``POST /api/wa/markMessageAsRead`` with the checks of ``state.py``, records what was
 marked and every request it saw, and can inject faults. A small control API under
-``/_sandbox/`` lets another process (a DAG run, a benchmark) configure and read it. Over 300
-lines: the HTTP handler, that control API and ``NxCloudSandbox``'s documented methods are one
-public surface that users' tests rely on.
+``/_sandbox/`` lets another process (a DAG run, a benchmark) configure and read it.
 """
 
 from __future__ import annotations
@@ -38,6 +36,8 @@ from airflow_provider_nxcloud.testing.state import (
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping
+
+    from airflow_provider_nxcloud.client import NxCloudClient
 
 __all__ = [
     "DEFAULT_ACCESS_KEY",
@@ -329,6 +329,22 @@ class NxCloudSandbox:
                 "extra": {"business_phone": sorted(self.state.business_phones)[0], **extra},
             }
         )
+
+    def client(self, **arguments: Any) -> NxCloudClient:
+        """An ``NxCloudClient`` for this sandbox (no Airflow); ``arguments`` override its own.
+
+        Backoff is short (``retry_wait=(0.01, 0.05)``) unless given: tests need not wait.
+        """
+        from airflow_provider_nxcloud.client import NxCloudClient
+
+        defaults: dict[str, Any] = {
+            "access_key": self.state.access_key,
+            "access_secret": self.state.access_secret,
+            "base_url": self.url,
+            "business_phone": sorted(self.state.business_phones)[0],
+            "retry_wait": (0.01, 0.05),
+        }
+        return NxCloudClient(**{**defaults, **arguments})
 
     # -- control --
 

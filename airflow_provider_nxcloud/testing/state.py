@@ -6,9 +6,8 @@ body fields (9000), known business phones (9002) and, when told which exist, kno
 (9099 otherwise). Seeded with inbound messages, it reads them as WhatsApp does (``read_ids``):
 marking a one-to-one message reads the strictly earlier ones of its conversation, a group
 message is read only by marking it. Meta's errors come back as NXCloud passes them through
-(9099, ``(#<code>) <Meta's text>``). Pure state behind one lock; ``sandbox.py`` serves it over
-HTTP. Over 300 lines with the account rate limit, which lives here because it is decided under
-the same lock as the rest.
+(9099, ``(#<code>) <Meta's text>``). Pure state behind one lock, the account rate limit
+included; ``sandbox.py`` serves it over HTTP.
 """
 
 from __future__ import annotations

@@ -7,27 +7,13 @@ from typing import TYPE_CHECKING
 import pytest
 
 from airflow_provider_nxcloud.batch import mark_messages
-from airflow_provider_nxcloud.client import NxCloudClient, NxCloudTransientError
+from airflow_provider_nxcloud.client import NxCloudTransientError
 from airflow_provider_nxcloud.testing import (
-    DEFAULT_ACCESS_KEY,
-    DEFAULT_ACCESS_SECRET,
-    DEFAULT_BUSINESS_PHONE,
     Faults,
 )
 
 if TYPE_CHECKING:
     from airflow_provider_nxcloud.testing import NxCloudSandbox
-
-
-def client_for(sandbox: NxCloudSandbox, **arguments: object) -> NxCloudClient:
-    return NxCloudClient(
-        access_key=DEFAULT_ACCESS_KEY,
-        access_secret=DEFAULT_ACCESS_SECRET,
-        base_url=sandbox.url,
-        business_phone=DEFAULT_BUSINESS_PHONE,
-        retry_wait=(0.01, 0.05),
-        **arguments,  # type: ignore[arg-type]
-    )
 
 
 @pytest.mark.parametrize("meta", [4, 80007, 130429, 131056])
@@ -36,7 +22,7 @@ def test_a_meta_throttle_is_retried_with_a_fresh_signature(
 ) -> None:
     nxcloud_sandbox.set_faults(Faults(scripts={"wamid.t1": [f"meta:{meta}", f"meta:{meta}"]}))
 
-    assert client_for(nxcloud_sandbox).mark_message_as_read("wamid.t1").code == 0
+    assert nxcloud_sandbox.client().mark_message_as_read("wamid.t1").code == 0
     requests = nxcloud_sandbox.requests
     assert len(requests) == 3
     assert len({r.headers["sign"] for r in requests}) == 3
@@ -46,7 +32,7 @@ def test_a_meta_throttle_is_retried_with_a_fresh_signature(
 def test_a_throttle_that_outlasts_the_retries_ends_retryable(nxcloud_sandbox: NxCloudSandbox) -> None:
     nxcloud_sandbox.set_faults(Faults(codes={"wamid.busy": "meta:130429"}))
 
-    result = mark_messages(client_for(nxcloud_sandbox, max_retries=2), ["wamid.busy", "wamid.ok"])
+    result = mark_messages(nxcloud_sandbox.client(max_retries=2), ["wamid.busy", "wamid.ok"])
 
     assert [m.message_id for m in result.marked] == ["wamid.ok"]
     (failed,) = result.failed
@@ -60,7 +46,7 @@ def test_an_invalid_id_from_meta_is_a_permanent_failure_of_its_own(nxcloud_sandb
     nxcloud_sandbox.set_faults(Faults(codes={"wamid.gone": "meta:131009"}))
 
     with pytest.raises(Exception) as raised:
-        client_for(nxcloud_sandbox).mark_message_as_read("wamid.gone")
+        nxcloud_sandbox.client().mark_message_as_read("wamid.gone")
     assert not isinstance(raised.value, NxCloudTransientError)
     assert len(nxcloud_sandbox.requests) == 1
 
@@ -71,7 +57,7 @@ def test_only_account_wide_throttles_slow_the_whole_client(
 ) -> None:
     # 130429 slows its business number only (a limiter of its own), so the client's rate stays.
     nxcloud_sandbox.set_faults(Faults(scripts={"wamid.last": [f"meta:{meta}"]}))
-    client = client_for(nxcloud_sandbox)
+    client = nxcloud_sandbox.client()
     for index in range(5):  # a rate to cut from: nothing is cut before something was accepted
         client.mark_message_as_read(f"wamid.ok{index}")
 

@@ -1,108 +1,10 @@
-"""One request per conversation: the grouping and the fallback rules, with a fake client (pure logic).
-
-The fake answers from a table of codes per message id and counts requests as the hook does (a
-transient code costs ``1 + RETRIES`` requests, like the hook's retries). Over HTTP against the
-sandbox: tests/integration/test_conversations_sandbox.py.
-"""
+"""Messages -> units: conversations, groups and same-second tiers (pure logic)."""
 
 from __future__ import annotations
 
-import threading
-import time
-from typing import TYPE_CHECKING, Any
-
-import pytest
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
-
 from airflow_provider_nxcloud.batch.conversations import units_to_send
-from airflow_provider_nxcloud.batch.engine import mark_messages
 from airflow_provider_nxcloud.batch.messages import Message, normalise_messages
-from airflow_provider_nxcloud.batch.options import BatchOptions
-from airflow_provider_nxcloud.client.api import classify, is_auth_code
-from airflow_provider_nxcloud.client.errors import (
-    NxCloudApiError,
-    NxCloudAuthError,
-    NxCloudConfigError,
-    NxCloudTransientError,
-)
-
-if TYPE_CHECKING:
-    from collections.abc import Mapping
-
-    from airflow_provider_nxcloud.batch.results import BatchResult
-
-PHONE = "8613800000000"
-OTHER_PHONE = "8613900000001"
-NOW = int(time.time())
-DAY = 86_400
-RETRIES = 2
-NO_OVERRIDES: dict[int, bool] = {}
-
-
-class FakeClient:
-    """A ``MarkReadClient`` that answers from ``codes`` (default 0) and records what was sent."""
-
-    business_phone = PHONE
-    rate_limit_found = None  # never throttled
-
-    def __init__(self, codes: dict[str, int] | None = None) -> None:
-        self.codes = codes or {}
-        self.sent: list[str] = []
-        self.sent_keys: list[tuple[str, str | None]] = []
-        self._requests = 0
-        self._lock = threading.Lock()
-
-    @property
-    def requests_sent(self) -> int:
-        return self._requests
-
-    def ready_for_threads(self, workers: int) -> None:
-        pass
-
-    def cancel(self) -> None:
-        pass
-
-    def mark_message_as_read(
-        self,
-        message_id: str,
-        business_phone: str | None = None,
-        *,
-        retry_overrides: Mapping[int, bool] = NO_OVERRIDES,
-    ) -> object:
-        code = self.codes.get(message_id, 0)
-        transient = retry_overrides.get(code, classify(code).meaning == "transient")
-        with self._lock:
-            self.sent.append(message_id)
-            self.sent_keys.append((message_id, business_phone))
-            self._requests += 1 + RETRIES if transient else 1
-        if code == 0:
-            return None
-        if transient:
-            raise NxCloudTransientError("still failing after retries", code=code)
-        if is_auth_code(code):
-            raise NxCloudAuthError("invalid signature", code=code)
-        raise NxCloudApiError(f"answer {code} for {message_id}", code=code)
-
-
-def record(message_id: str, customer: str | None = "15550001", age: int = 0, **extra: Any) -> dict[str, Any]:
-    fields: dict[str, Any] = {"id": message_id, "business_phone": PHONE, "timestamp": NOW - age, **extra}
-    if customer is not None:
-        fields["from"] = customer
-    return fields
-
-
-def run(messages: Any, client: FakeClient, **options: Any) -> BatchResult:
-    return mark_messages(client, messages, options=BatchOptions(**options))
-
-
-def marked(result: BatchResult) -> list[str]:
-    return [m.message_id for m in result.marked]
-
-
-def failed(result: BatchResult) -> dict[str, tuple[int | None, str]]:
-    return {o.message.message_id: (o.code, o.status) for o in result.failed}
-
+from tests.unit.batch.fakes import OTHER_PHONE, PHONE, record
 
 # -- grouping --
 
@@ -119,20 +21,38 @@ def test_a_thread_is_one_unit_newest_first_and_the_rest_stay_alone() -> None:
 
     units, conversations = units_to_send(messages, grouped=True)
 
-    assert units == [[2, 4, 0], [1], [3], [5]]
+    assert units == [[[2], [4], [0]], [[1]], [[3]], [[5]]]
     assert conversations == 2  # (PHONE, a) and (OTHER_PHONE, a): a thread is per business number
 
 
-def test_within_one_second_the_later_in_the_input_is_newer() -> None:
-    messages = [Message("first", PHONE, 100, "a"), Message("second", PHONE, 100, "a")]
+def test_messages_of_one_second_share_a_tier_whatever_the_input_order() -> None:
+    messages = [
+        Message("first", PHONE, 100, "a"),
+        Message("second", PHONE, 100, "a"),
+        Message("old", PHONE, 50, "a"),
+    ]
 
-    assert units_to_send(messages, grouped=True)[0] == [[1, 0]]
+    assert units_to_send(messages, grouped=True)[0] == [[[0, 1], [2]]]
+
+
+def test_a_group_message_is_a_unit_of_its_own_apart_from_the_one_to_one_thread() -> None:
+    messages = [
+        Message("dm1", PHONE, 100, "a"),
+        Message("g1", PHONE, 200, "a", group_id="G1"),
+        Message("g2", PHONE, 300, "a", group_id="G1"),
+        Message("dm2", PHONE, 150, "a"),
+    ]
+
+    units, conversations = units_to_send(messages, grouped=True)
+
+    assert units == [[[3], [0]], [[1]], [[2]]]
+    assert conversations == 1
 
 
 def test_not_grouped_every_message_is_its_own_unit_and_conversations_are_still_counted() -> None:
     messages = [Message("x", PHONE, 1, "a"), Message("y", PHONE, 2, "a"), Message("z", PHONE)]
 
-    assert units_to_send(messages, grouped=False) == ([[0], [1], [2]], 1)
+    assert units_to_send(messages, grouped=False) == ([[[0]], [[1]], [[2]]], 1)
 
 
 def test_an_empty_or_blank_customer_is_no_conversation() -> None:
@@ -142,275 +62,3 @@ def test_an_empty_or_blank_customer_is_no_conversation() -> None:
     )
 
     assert [m.customer for m in batch.messages] == [None, None, "1555"]
-
-
-# -- the rules --
-
-
-def test_only_the_newest_is_sent_and_the_whole_thread_is_marked() -> None:
-    client = FakeClient()
-    messages = [record("m2", age=20), record("m3", age=10), record("m1", age=30), "bare"]
-
-    result = run(messages, client)
-
-    assert client.sent == ["m3", "bare"] or client.sent == ["bare", "m3"]
-    assert marked(result) == ["m2", "m3", "m1", "bare"]  # input order, as without grouping
-    assert result.counts()["requests"] == 2
-    assert result.counts()["conversations"] == 1
-    assert result.marked_with_newer == 2
-    assert result.state == "success"
-    assert "2 requests saved" in result.describe_requests()
-
-
-def test_a_deleted_newest_falls_back_to_the_next_newest() -> None:
-    client = FakeClient({"m3": 9099})
-
-    result = run([record("m1", age=30), record("m2", age=20), record("m3", age=10)], client)
-
-    assert client.sent == ["m3", "m2"]
-    assert marked(result) == ["m1", "m2"]
-    assert failed(result) == {"m3": (9099, "failed")}
-    assert "answer 9099 for m3" in result.failed[0].reason, "the failed message keeps its own reason"
-    assert result.state == "failed", "a permanent failure still fails the task"
-
-
-def test_each_message_of_a_thread_that_fails_keeps_its_own_code() -> None:
-    client = FakeClient({"m3": 9099, "m2": 9000, "m1": 4242})
-
-    result = run([record("m1", age=30), record("m2", age=20), record("m3", age=10)], client)
-
-    assert client.sent == ["m3", "m2", "m1"]
-    assert failed(result) == {"m1": (4242, "failed"), "m2": (9000, "failed"), "m3": (9099, "failed")}
-    assert result.counts()["requests"] == 3
-
-
-def test_a_code_mapped_to_skip_or_fail_moves_on_to_the_next_newest() -> None:
-    client = FakeClient({"m3": 9006, "m2": -1})
-
-    result = run(
-        [record("m1", age=30), record("m2", age=20), record("m3", age=10)],
-        client,
-        code_actions={9006: "skip", -1: "fail"},
-    )
-
-    assert client.sent == ["m3", "m2", "m1"]
-    assert [(o.message.message_id, o.code) for o in result.skipped] == [("m3", 9006)]
-    assert failed(result) == {"m2": (-1, "failed")}
-    assert marked(result) == ["m1"]
-
-
-def test_a_transient_failure_leaves_the_thread_failed_and_retryable() -> None:
-    client = FakeClient({"m3": -1})
-
-    result = run([record("m1", age=30), record("m2", age=20), record("m3", age=10)], client)
-
-    assert client.sent == ["m3"], "older messages are not sent after a transient failure"
-    assert failed(result) == {"m1": (-1, "retryable"), "m2": (-1, "retryable"), "m3": (-1, "retryable")}
-    assert all("not sent: m3" in o.reason for o in result.failed if o.message.message_id != "m3")
-    assert result.state == "failed_retryable"
-    assert result.counts()["requests"] == 1 + RETRIES, "retries are requests too"
-
-
-def test_a_permanent_failure_then_a_transient_one() -> None:
-    client = FakeClient({"m3": 9099, "m2": 9001})
-
-    result = run([record("m1", age=30), record("m2", age=20), record("m3", age=10)], client)
-
-    assert failed(result) == {"m1": (9001, "retryable"), "m2": (9001, "retryable"), "m3": (9099, "failed")}
-
-
-def test_an_abort_inside_a_thread_leaves_the_rest_not_attempted() -> None:
-    client = FakeClient({"a3": 9099, "a2": 1003})
-    thread_a = [record("a1", "A", age=30), record("a2", "A", age=20), record("a3", "A", age=10)]
-    thread_b = [record("b1", "B", age=30), record("b2", "B", age=20)]
-
-    result = run([*thread_a, *thread_b], client, max_workers=1)
-
-    assert client.sent == ["a3", "a2"]
-    assert failed(result) == {"a3": (9099, "failed"), "a2": (1003, "aborted")}
-    assert result.abort is not None and result.abort.message.message_id == "a2"
-    # Nothing was sent for them and nothing is known: the next run sends them.
-    assert [m.message_id for m in result.not_attempted] == ["a1", "b1", "b2"]
-    assert result.state == "failed"
-
-
-def test_too_old_messages_are_skipped_before_grouping() -> None:
-    client = FakeClient()
-    messages = [record("old", age=40 * DAY), record("fresh1", age=20), record("fresh2", age=10)]
-
-    result = run(messages, client)
-
-    assert client.sent == ["fresh2"]
-    assert marked(result) == ["fresh1", "fresh2"]
-    assert [o.message.message_id for o in result.skipped] == ["old"]
-
-
-def test_records_without_customer_or_timestamp_are_sent_on_their_own() -> None:
-    client = FakeClient()
-    messages = [record("no-from", customer=None), {"id": "no-time", "from": "15550001"}, "bare"]
-
-    result = run(messages, client)
-
-    assert sorted(client.sent) == ["bare", "no-from", "no-time"]
-    assert result.counts()["conversations"] == 0
-    assert result.marked_with_newer == 0
-
-
-def test_opting_out_sends_one_request_per_message() -> None:
-    client = FakeClient({"m3": 9099})
-    messages = [record("m1", age=30), record("m2", age=20), record("m3", age=10)]
-
-    result = run(messages, client, one_request_per_conversation=False, max_workers=1)
-
-    assert client.sent == ["m1", "m2", "m3"]
-    assert marked(result) == ["m1", "m2"]
-    assert result.counts()["requests"] == 3
-    assert result.counts()["conversations"] == 1
-
-
-def test_grouping_is_on_by_default_and_the_flag_is_checked() -> None:
-    assert BatchOptions().one_request_per_conversation is True
-    assert BatchOptions().one_request_per_conversation is True
-    with pytest.raises(NxCloudConfigError, match="one_request_per_conversation must be True or False"):
-        BatchOptions(one_request_per_conversation="no")
-
-
-# -- for any input --
-
-CODES = st.sampled_from([0, 0, 0, 0, 9000, 9099, 4242, 9006, -1, 9001, 1003, 9002])
-CODE_ACTIONS = st.sampled_from([None, {9099: "skip"}, {9006: "skip", -1: "fail"}, {4242: "retry"}])
-RECORDS = st.lists(
-    st.tuples(
-        st.integers(0, 25),  # id: repeats are duplicates
-        st.sampled_from([PHONE, OTHER_PHONE]),
-        st.sampled_from([None, "a", "b", "c"]),  # customer
-        st.one_of(st.none(), st.integers(0, 6), st.just(40 * DAY)),  # age; 40 days is too old
-        st.booleans(),  # a bare id instead of a record
-    ),
-    max_size=30,
-)
-
-
-def _input(items: list[tuple[int, str, str | None, int | None, bool]]) -> list[Any]:
-    messages: list[Any] = []
-    for number, phone, customer, age, bare in items:
-        if bare:
-            messages.append(f"wamid.{number}")
-            continue
-        fields: dict[str, Any] = {"id": f"wamid.{number}", "business_phone": phone}
-        if customer is not None:
-            fields["from"] = customer
-        if age is not None:
-            fields["timestamp"] = NOW - age
-        messages.append(fields)
-    return messages
-
-
-def _expected_without_abort(
-    to_send: list[Message], codes: dict[str, int], options: BatchOptions
-) -> dict[tuple[str, str], str]:
-    """The rules, written the slow way: walk each thread newest first."""
-
-    def status(message: Message) -> str:
-        code = codes.get(message.message_id, 0)
-        return options.decide(
-            code, transient=options.retry_overrides.get(code, classify(code).meaning == "transient")
-        )
-
-    expected: dict[tuple[str, str], str] = {}
-    threads: dict[tuple[str, str], list[tuple[int, int, Message]]] = {}
-    for position, message in enumerate(to_send):
-        key = (message.message_id, message.business_phone)
-        if options.one_request_per_conversation and message.customer and message.timestamp is not None:
-            threads.setdefault((message.business_phone, message.customer), []).append(
-                (message.timestamp, position, message)
-            )
-        else:
-            expected[key] = status(message)
-    for thread in threads.values():
-        verdict: str | None = None
-        for _, _, message in sorted(thread, reverse=True):
-            key = (message.message_id, message.business_phone)
-            if verdict is not None:
-                expected[key] = verdict
-                continue
-            expected[key] = status(message)
-            if expected[key] in {"marked", "retryable"}:
-                verdict = expected[key]
-    return expected
-
-
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(
-    items=RECORDS,
-    codes=st.dictionaries(st.integers(0, 25).map(lambda n: f"wamid.{n}"), CODES),
-    code_actions=CODE_ACTIONS,
-    grouped=st.booleans(),
-    workers=st.integers(1, 4),
-)
-def test_every_id_comes_out_once_and_marked_is_exactly_each_thread_up_to_its_marked_message(
-    items: list[tuple[int, str, str | None, int | None, bool]],
-    codes: dict[str, int],
-    code_actions: dict[int, str] | None,
-    grouped: bool,
-    workers: int,
-) -> None:
-    messages = _input(items)
-    client = FakeClient(codes)
-    options = BatchOptions(
-        max_workers=workers, code_actions=code_actions, one_request_per_conversation=grouped
-    )
-    normalised = normalise_messages(messages, default_business_phone=PHONE)
-
-    result = mark_messages(client, messages, options=options)
-
-    def key(message: Message) -> tuple[str, str]:
-        return message.message_id, message.business_phone
-
-    # Each distinct id comes out exactly once.
-    out = [
-        *map(key, result.marked),
-        *(key(o.message) for o in result.skipped),
-        *(key(o.message) for o in result.failed),
-        *map(key, result.not_attempted),
-    ]
-    assert sorted(out) == sorted(map(key, normalised.messages + normalised.too_old))
-    assert len(out) == len(set(out))
-    assert result.counts()["requests"] == client.requests_sent
-
-    # Grouped, marked is exactly, in each thread, every message at or before its newest marked
-    # one (by timestamp, then input position); too-old messages were skipped before grouping.
-    marked_keys = set(map(key, result.marked))
-    place = {key(m): (m.timestamp, i) for i, m in enumerate(normalised.messages)}
-    if grouped:
-        threads: dict[tuple[str, str | None], list[Message]] = {}
-        for message in normalised.messages:
-            if message.customer and message.timestamp is not None:
-                threads.setdefault((message.business_phone, message.customer), []).append(message)
-        for thread in threads.values():
-            marked_here = [place[key(m)] for m in thread if key(m) in marked_keys]
-            newest_marked = max(marked_here, default=None)
-            assert {key(m) for m in thread if key(m) in marked_keys} == {
-                key(m) for m in thread if newest_marked is not None and place[key(m)] <= newest_marked
-            }
-            requested = [m for m in thread if key(m) in client.sent_keys and key(m) in marked_keys]
-            assert len(requested) <= 1, "a thread is marked by one request"
-
-    if result.abort is None:
-        got = {key(m): "marked" for m in result.marked}
-        got.update({key(o.message): o.status for o in [*result.skipped, *result.failed]})
-        for message in normalised.too_old:
-            assert got.pop(key(message)) == "skipped"
-        assert got == _expected_without_abort(normalised.messages, codes, options)
-        assert result.not_attempted == []
-    else:
-        assert result.state == "failed"
-
-
-def test_without_an_age_limit_old_messages_are_sent() -> None:
-    client = FakeClient()
-
-    result = run([record("ancient", age=400 * DAY)], client, max_message_age_days=None)
-
-    assert client.sent == ["ancient"]
-    assert marked(result) == ["ancient"]
