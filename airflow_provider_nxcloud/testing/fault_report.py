@@ -29,7 +29,7 @@ def _reason_kind(reason: str) -> str:
     return "other: " + reason[:60]
 
 
-@dataclass
+@dataclass(kw_only=True)
 class CampaignReport:
     """What one campaign saw; ``violations`` lists every broken promise (empty when all held)."""
 
