@@ -333,7 +333,10 @@ def test_server_that_never_answers_is_bounded_by_the_timeout(
     with HostileServer(answer_never) as server:
         point_at(monkeypatch, server.url, timeout=0.3, max_retries=1)
         started = time.monotonic()
-        with pytest.raises(NxCloudTransientError, match=r"timed out after 0.3 s") as raised:
+        with pytest.raises(
+            NxCloudTransientError,
+            match=r"no complete answer within 0.3 s: timed out waiting for the answer's headers$",
+        ) as raised:
             mark_one()
         elapsed = time.monotonic() - started
         assert len(server.requests) == 2
@@ -352,7 +355,10 @@ def test_answer_trickling_in_is_bounded_by_the_timeout(
     with HostileServer(answer_trickle(body, 0.05)) as server:
         point_at(monkeypatch, server.url, timeout=0.3, max_retries=1)
         started = time.monotonic()
-        with pytest.raises(NxCloudTransientError, match=r"answer was still arriving") as raised:
+        with pytest.raises(
+            NxCloudTransientError,
+            match=r"no complete answer within 0.3 s: timed out reading the answer's body$",
+        ) as raised:
             mark_one()
         elapsed = time.monotonic() - started
         assert len(server.requests) == 2
