@@ -23,7 +23,8 @@ import threading
 import time
 from typing import Any
 
-from benchmarks.common import MARK_READ_PATH, SandboxProcess, Stopwatch, Ticker, log, message_ids
+from airflow_provider_nxcloud.client.api import MARK_READ_PATH
+from benchmarks.common import SandboxProcess, Stopwatch, Ticker, log, message_ids
 
 LATENCY_MS = 50.0
 WORKERS = 32
