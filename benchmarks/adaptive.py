@@ -39,7 +39,13 @@ FAULT_IDS = 100
 
 
 def _row(measure: str, how: str, result: str, target: str, passed: bool, **details: Any) -> dict[str, Any]:
-    return {"measure": measure, "how": how, "result": result, "target": target, "passed": passed, **details}
+    """The fields of ``run.py``'s ``Row``: the figures go in ``details``, the first number in ``value``."""
+    value = next((float(v) for v in details.values() if isinstance(v, (int, float)) and v is not None), 0.0)
+    key = "adaptive_" + "".join(c if c.isalnum() else "_" for c in measure.lower()).strip("_")
+    return {
+        "key": key, "measure": measure, "how": how, "result": result, "target": target,
+        "passed": passed, "value": value, "details": details,
+    }  # fmt: skip
 
 
 def _operator(ids: list[str], **kwargs: Any) -> dict[str, Any]:
