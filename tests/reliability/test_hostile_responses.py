@@ -8,7 +8,11 @@ so "stops" is observable as exactly one failed message and the rest not attempte
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import select
+import signal
 import socket
 import ssl
 import time
@@ -22,7 +26,7 @@ from airflow_provider_nxcloud.client.errors import (
     NxCloudConfigError,
     NxCloudTransientError,
 )
-from airflow_provider_nxcloud.client.transport import MAX_RESPONSE_BYTES
+from airflow_provider_nxcloud.client.transport import MAX_RESPONSE_BYTES, PooledTransport
 from airflow_provider_nxcloud.hooks.nxcloud import NxCloudHook
 from tests.reliability.hostile_server import (
     NXCLOUD_OK,
@@ -414,6 +418,40 @@ def test_headers_trickling_in_are_bounded_by_the_timeout(
     assert elapsed < 3, elapsed
     figures["error"] = one_line(raised.value)
     figures["seconds_for_2_attempts"] = round(elapsed, 3)
+
+
+def test_a_forked_child_gets_a_watchdog_of_its_own(figures: dict[str, Any]) -> None:
+    # Airflow forks task processes; the parent's watchdog thread does not cross a fork.
+    with HostileServer(answer_trickle_headers(0.05)) as server:
+        transport = PooledTransport(base_url=server.url, proxies={}, verify=True, timeout=0.3, pool_size=2)
+        with pytest.raises(NxCloudTransientError, match="no complete answer"):
+            bounded(BOUND_SECONDS, lambda: transport.post("/api/wa/markMessageAsRead", {}, b"{}"))
+        read_end, write_end = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # the child: one more request, its outcome through the pipe, nothing else
+            try:
+                started = time.monotonic()
+                try:
+                    transport.post("/api/wa/markMessageAsRead", {}, b"{}")
+                    outcome = "answered"
+                except NxCloudTransientError as error:
+                    outcome = str(error)
+                report = {"seconds": time.monotonic() - started, "outcome": outcome}
+                os.write(write_end, json.dumps(report).encode())
+            finally:
+                os._exit(0)
+        os.close(write_end)
+        try:
+            if not select.select([read_end], [], [], BOUND_SECONDS)[0]:
+                pytest.fail(f"the forked child's request had not ended after {BOUND_SECONDS:g} s")
+            report = json.loads(os.read(read_end, 4096))
+        finally:
+            os.close(read_end)
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+    assert "no complete answer within 0.3 s" in report["outcome"]
+    figures["child_seconds"] = round(report["seconds"], 3)
 
 
 # -- Retry-After --
