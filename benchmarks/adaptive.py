@@ -23,7 +23,8 @@ import threading
 import time
 from typing import Any
 
-from benchmarks.common import MARK_READ_PATH, SandboxProcess, Stopwatch, Ticker, log, message_ids
+from airflow_provider_nxcloud.client.api import MARK_READ_PATH
+from benchmarks.common import SandboxProcess, Stopwatch, Ticker, log, message_ids
 
 LATENCY_MS = 50.0
 WORKERS = 32
@@ -38,7 +39,13 @@ FAULT_IDS = 100
 
 
 def _row(measure: str, how: str, result: str, target: str, passed: bool, **details: Any) -> dict[str, Any]:
-    return {"measure": measure, "how": how, "result": result, "target": target, "passed": passed, **details}
+    """A row in ``report.Row``'s shape, for ``benchmarks.run``'s table and JSON; its ``value`` is the
+    first figure given, when that is a number (0 when the row has no single figure)."""
+    first = next(iter(details.values()), None)
+    value = float(first) if isinstance(first, (int, float)) and not isinstance(first, bool) else 0.0
+    key = "adaptive: " + measure
+    return {"key": key, "measure": measure, "how": how, "result": result, "target": target, "passed": passed,
+            "value": value, "details": details}  # fmt: skip
 
 
 def _operator(ids: list[str], **kwargs: Any) -> dict[str, Any]:

@@ -15,8 +15,8 @@ go to stdout and to ``benchmarks/results/reliability-<date>.json``. The default 
 about a quarter of an hour: that is the backoff and the slow answers, measured, not overhead.
 ``--ids 1000 --timeout 1 --fast-backoff`` is the quick test's size and settings (~10 s).
 
-The campaign itself is ``benchmarks/fault_campaign.py``, shared with the quick test in
-``tests/reliability/``.
+The campaign itself is ``airflow_provider_nxcloud/testing/fault_campaign.py``, shared with the
+quick test in ``tests/reliability/``.
 """
 
 from __future__ import annotations
@@ -54,8 +54,8 @@ def main(argv: list[str] | None = None) -> int:
         if not args.verbose:  # ~3,500 "retrying" lines otherwise
             os.environ["AIRFLOW__LOGGING__LOGGING_LEVEL"] = "WARNING"
         loopback_only()
-        from benchmarks.fault_campaign import run_campaign
-        from benchmarks.fault_mix import CampaignConfig
+        from airflow_provider_nxcloud.testing.fault_campaign import run_campaign
+        from airflow_provider_nxcloud.testing.fault_mix import CampaignConfig
 
         config = CampaignConfig(
             count=args.ids,

@@ -20,6 +20,7 @@ from benchmarks import measures, report
 from benchmarks.adaptive import measure_adaptive
 from benchmarks.config import FULL, QUICK, RESULTS_DIR
 from benchmarks.conversations import measure_conversations
+from benchmarks.deadline import measure_deadline
 from benchmarks.session import Session
 
 if TYPE_CHECKING:
@@ -41,6 +42,7 @@ MEASURES: list[Callable[[Session], list[report.Row]]] = [
     measures.memory,
     _own_sandboxes(measure_conversations),
     _own_sandboxes(measure_adaptive),
+    _own_sandboxes(measure_deadline),
 ]
 
 

@@ -13,6 +13,7 @@ instead, and with ``AIRFLOW_CONN_NXCLOUD_INBOX`` set it reads your inbox instead
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import runpy
@@ -23,8 +24,12 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from airflow_provider_nxcloud.testing import NxCloudSandbox
+from airflow_provider_nxcloud.testing import InboundMessage, NxCloudSandbox, seed_inbox
+
+if TYPE_CHECKING:
+    from airflow_provider_nxcloud.testing.inbox import InboxRow
 
 REPO = Path(__file__).resolve().parent.parent
 DAG_ID = "example_nxcloud_reconcile"
@@ -34,30 +39,23 @@ UNKNOWN_ID = "wamid.DEMO-deleted-before-reconcile"
 DAY = 86_400
 
 
-def seed_inbox(path: Path, ddl: str) -> tuple[list[tuple[str, str, str, int]], set[str]]:
+def demo_inbox() -> tuple[list[InboxRow], set[str]]:
     """
     Realistic inbound messages: 3 business phones, 4 customers, so 12 conversations of 3; 4
     messages too old; 1 unknown id, the newest of its thread (deleted before the run).
     """
     now = int(time.time())
-    rows = []
+    rows: list[InboxRow] = []
     for n in range(36):
         phone, customer = PHONES[n % len(PHONES)], CUSTOMERS[n % len(CUSTOMERS)]
         age = 35 * DAY + n * 60 if n % 9 == 8 else 60 + n * 300  # every 9th is older than 30 days
         rows.append((f"wamid.DEMO{n:04d}{customer[-4:]}", phone, customer, now - age))
     rows.append((UNKNOWN_ID, PHONES[0], CUSTOMERS[0], now))
-    with sqlite3.connect(path) as db:
-        db.execute(ddl)
-        db.executemany(
-            "INSERT INTO whatsapp_inbox (message_id, business_phone, sender, received_at)"
-            " VALUES (?, ?, ?, ?)",
-            rows,
-        )
     known_ids = {row[0] for row in rows if row[0] != UNKNOWN_ID}
     return rows, known_ids
 
 
-def fresh_ids(rows: list[tuple[str, str, str, int]], known_ids: set[str]) -> set[str]:
+def fresh_ids(rows: list[InboxRow], known_ids: set[str]) -> set[str]:
     """The messages the DAG can mark: known to NXCloud and at most 30 days old."""
     fresh_after = time.time() - 30 * DAY
     return {
@@ -122,22 +120,20 @@ def main() -> int:
     seed = "AIRFLOW_CONN_NXCLOUD_INBOX" not in os.environ
     inbox = home / "inbox.db"
     sandbox = NxCloudSandbox(business_phones=PHONES) if use_sandbox else None
-    rows: list[tuple[str, str, str, int]] = []
+    rows: list[InboxRow] = []
     known_ids: set[str] = set()
     try:
         if seed:
             # The table's DDL lives with the DAG that reads it.
             ddl = runpy.run_path(str(dags / f"{DAG_ID}.py"))["INBOX_DDL"]
-            rows, known_ids = seed_inbox(inbox, ddl)
+            rows, known_ids = demo_inbox()
+            with contextlib.closing(sqlite3.connect(inbox)) as db:
+                seed_inbox(db, rows, ddl=ddl)
             env["AIRFLOW_CONN_NXCLOUD_INBOX"] = json.dumps({"conn_type": "sqlite", "host": str(inbox)})
             print(f"Seeded {len(rows)} inbound messages into {inbox}")
         if sandbox is not None:
             # NXCloud has every inbox message but the deleted one: the sandbox knows their threads.
-            sandbox.add_inbound(
-                {"id": m, "business_phone": p, "from": c, "timestamp": t}
-                for m, p, c, t in rows
-                if m in known_ids
-            )
+            sandbox.add_inbound(InboundMessage(*row) for row in rows if row[0] in known_ids)
             sandbox.start()
             env["AIRFLOW_CONN_NXCLOUD_DEFAULT"] = sandbox.connection_json()
             print(f"NXCloud sandbox on {sandbox.url} (set AIRFLOW_CONN_NXCLOUD_DEFAULT to use NXCloud)")

@@ -4,21 +4,23 @@
 cookie-carrying ``Response`` on every call: a fifth of the CPU of a request here. A route keeps
 what the adapter resolved for a URL, and each request goes straight to the adapter's own urllib3
 pool with the same arguments ``send`` uses: no redirects (credentials never follow one), no
-urllib3 retries (tenacity decides), a streamed body read up to a bound and a deadline.
+urllib3 retries (tenacity decides), a streamed body read up to a bound, and a deadline per request
+that ends it whatever the server or the resolver does (``deadlines.py``).
 """
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
 
 import requests
 from requests.adapters import HTTPAdapter
+from urllib3 import HTTPSConnectionPool
 from urllib3.exceptions import HTTPError, NewConnectionError, SSLError
 from urllib3.exceptions import TimeoutError as Urllib3TimeoutError
 from urllib3.util import Timeout
 
+from airflow_provider_nxcloud.client import deadlines
 from airflow_provider_nxcloud.client.errors import (
     NxCloudApiError,
     NxCloudConfigError,
@@ -83,24 +85,40 @@ class PooledTransport:
         template = requests.PreparedRequest()
         template.prepare(method="POST", url=self.base_url + path)
         try:
-            pool = self._adapter.get_connection_with_tls_context(
-                template, self._verify, proxies=self._proxies, cert=self._cert
+            pool = cast(
+                "HTTPConnectionPool",
+                self._adapter.get_connection_with_tls_context(
+                    template, self._verify, proxies=self._proxies, cert=self._cert
+                ),
             )
             self._adapter.cert_verify(pool, str(template.url), self._verify, self._cert)  # type: ignore[no-untyped-call]
         except OSError as error:  # a CA bundle or client certificate path that does not exist
             raise NxCloudConfigError(f"TLS settings for {self.base_url}: {error}") from None
+        # Connections that the deadline of each request (``deadlines.py``) ends, whatever happens.
+        pool.ConnectionCls = (
+            deadlines.BoundedHTTPSConnection
+            if isinstance(pool, HTTPSConnectionPool)
+            else deadlines.BoundedHTTPConnection
+        )
         authorization = template.headers.get("Authorization")
         route = _Route(
             target=self._adapter.request_url(template, self._proxies),
-            pool=cast("HTTPConnectionPool", pool),
+            pool=pool,
             headers={"Authorization": authorization} if authorization else {},
         )
         self._routes[path] = route
         return route
 
     def post(self, path: str, headers: Mapping[str, str], body: bytes) -> HttpAnswer:
-        """Send ``body`` as is. Raises NxCloudTransientError (network), NxCloudApiError (TLS, size)."""
+        """
+        Send ``body`` as is, the whole exchange (lookup, connect, TLS, headers, body) ending within
+        the timeout (and a few ms). Raises NxCloudTransientError (network, deadline),
+        NxCloudApiError (TLS, size).
+        """
         route = self._route(path)
+        request = deadlines.begin(self._timeout_seconds)
+        response: BaseHTTPResponse | None = None
+        failure: NxCloudError | None = None
         try:
             response = route.pool.urlopen(
                 "POST",
@@ -114,15 +132,33 @@ class PooledTransport:
                 retries=False,
                 timeout=self._timeout,
             )
+            request.stage = "reading the answer's body"
+            content = self._read_bounded(response)
+        except NxCloudError as error:
+            failure = error
         except (HTTPError, OSError) as error:
-            raise self._failure(error) from None
-        return HttpAnswer(response.status, response.headers, self._read_bounded(response))
+            failure = self._failure(error)
+            if isinstance(error, Urllib3TimeoutError) and not isinstance(error, NewConnectionError):
+                request.expired = True  # a socket timeout: the deadline, met by urllib3 first
+        finally:
+            # Before the connection goes back to the pool: from here the watchdog leaves it alone.
+            expired = deadlines.end(request)
+        if expired:
+            failure = NxCloudTransientError(
+                f"no complete answer within {self._timeout_seconds:g} s: timed out {request.stage}",
+                http_status=None if response is None else response.status,
+            )
+        if failure is not None:
+            if response is not None:
+                response.close()  # a socket past its deadline or mid-answer is never reused
+                response.release_conn()
+            raise failure from None
+        assert response is not None  # for mypy: urlopen returned
+        response.release_conn()
+        return HttpAnswer(response.status, response.headers, content)
 
     def _read_bounded(self, response: BaseHTTPResponse) -> bytes:
-        # read1 returns what one socket read brings, so the clock is checked between reads: an
-        # answer trickling in a byte at a time (each read within the socket timeout) cannot hold
-        # a worker much longer than the timeout in total.
-        deadline = time.monotonic() + self._timeout_seconds
+        # read1 returns what one socket read brings; a body trickling in is ended by the watchdog.
         parts: list[bytes] = []
         size = 0
         try:
@@ -132,31 +168,16 @@ class PooledTransport:
                     break
                 parts.append(part)
                 size += len(part)
-                if time.monotonic() > deadline:
-                    raise NxCloudTransientError(
-                        f"the answer was still arriving {self._timeout_seconds:g} s after its headers",
-                        http_status=response.status,
-                    )
-        except NxCloudError:
-            response.close()
-            raise
         except (HTTPError, OSError) as error:  # the connection broke mid-body
-            response.close()
             raise NxCloudTransientError(f"connection broke while reading: {type(error).__name__}") from None
-        if size > MAX_RESPONSE_BYTES:
-            response.close()  # neither drain an oversized body into memory nor keep its socket
+        if size > MAX_RESPONSE_BYTES:  # neither drain an oversized body into memory nor keep its socket
             raise NxCloudApiError(
                 f"response body exceeds {MAX_RESPONSE_BYTES} bytes; is the API base URL right?",
                 http_status=response.status,
             )
-        response.release_conn()
         return b"".join(parts)
 
     def _failure(self, error: Exception) -> NxCloudError:
         if isinstance(error, SSLError):
             return NxCloudApiError(f"TLS error talking to {self.base_url}: {error}")
-        if isinstance(error, Urllib3TimeoutError) and not isinstance(error, NewConnectionError):
-            return NxCloudTransientError(
-                f"timed out after {self._timeout_seconds:g} s ({type(error).__name__})"
-            )
         return NxCloudTransientError(f"connection failed: {type(error).__name__}")

@@ -1,8 +1,12 @@
-"""Test helpers shipped with the provider: an NXCloud sandbox server, its client and a pytest fixture."""
+"""
+Test helpers shipped with the provider: an NXCloud sandbox server, its client, a pytest fixture,
+a seeder for the reconcile example's inbox and (``fault_campaign``) a fault-injection campaign.
+"""
 
 from __future__ import annotations
 
 from airflow_provider_nxcloud.testing.client import SandboxClient
+from airflow_provider_nxcloud.testing.inbox import seed_inbox
 from airflow_provider_nxcloud.testing.sandbox import (
     DEFAULT_ACCESS_KEY,
     DEFAULT_ACCESS_SECRET,
@@ -28,4 +32,5 @@ __all__ = [
     "NxCloudSandbox",
     "RequestRecord",
     "SandboxClient",
+    "seed_inbox",
 ]

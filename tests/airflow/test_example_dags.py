@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
 import subprocess
@@ -11,6 +12,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from airflow_provider_nxcloud.testing import InboundMessage, seed_inbox
 from tests.compat import dag_bag
 from tests.conftest import DAGS_FOLDER, REPO, load_dag_module
 
@@ -18,6 +20,7 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from airflow_provider_nxcloud.testing import NxCloudSandbox
+    from airflow_provider_nxcloud.testing.inbox import InboxRow
 
 pytestmark = pytest.mark.airflow
 EXAMPLES = sorted(p.stem for p in (REPO / "example_dags").glob("*.py"))
@@ -69,9 +72,9 @@ def test_reconcile_schedule_is_safe_for_a_15_minute_job() -> None:
 
 
 NOW = int(time.time())
-# (message_id, business_phone, sender, received_at): one customer's thread of 12, one message too
-# old to mark, and one deleted before the run (NXCloud does not know it: 9099).
-INBOX_ROWS = [(f"wamid.rec{i}", PHONE, "15550001", NOW - i * 60) for i in range(12)] + [
+# One customer's thread of 12, one message too old to mark, and one deleted before the run
+# (NXCloud does not know it: 9099).
+INBOX_ROWS: list[InboxRow] = [(f"wamid.rec{i}", PHONE, "15550001", NOW - i * 60) for i in range(12)] + [
     ("wamid.too_old", PHONE, "15550002", NOW - 40 * DAY),
     ("wamid.gone", PHONE, "15550003", NOW),
 ]
@@ -81,14 +84,8 @@ INBOX_ROWS = [(f"wamid.rec{i}", PHONE, "15550001", NOW - i * 60) for i in range(
 def inbox(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     path = tmp_path / "inbox.db"
     ddl = load_dag_module("example_nxcloud_reconcile").INBOX_DDL
-    rows = INBOX_ROWS
-    with sqlite3.connect(path) as db:
-        db.execute(ddl)
-        db.executemany(
-            "INSERT INTO whatsapp_inbox (message_id, business_phone, sender, received_at)"
-            " VALUES (?, ?, ?, ?)",
-            rows,
-        )
+    with contextlib.closing(sqlite3.connect(path)) as db:
+        seed_inbox(db, INBOX_ROWS, ddl=ddl)
     monkeypatch.setenv("AIRFLOW_CONN_NXCLOUD_INBOX", json.dumps({"conn_type": "sqlite", "host": str(path)}))
     return path
 
@@ -103,11 +100,7 @@ def inbox_rows(path: Path) -> dict[str, tuple[str | None, str | None]]:
 def test_reconcile_marks_writes_back_and_second_run_skips(
     run_dag, nxcloud_sandbox: NxCloudSandbox, inbox: Path
 ) -> None:
-    nxcloud_sandbox.add_inbound(
-        {"id": m, "business_phone": p, "from": sender, "timestamp": ts}
-        for m, p, sender, ts in INBOX_ROWS
-        if m != "wamid.gone"
-    )
+    nxcloud_sandbox.add_inbound(InboundMessage(*row) for row in INBOX_ROWS if row[0] != "wamid.gone")
 
     first = run_dag("example_nxcloud_reconcile", dag_id="example_nxcloud_reconcile")
 

@@ -23,8 +23,10 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from airflow_provider_nxcloud.testing import seed_inbox
 from tests.deployment.servers import (
     ACCESS_SECRET,
+    PHONES,
     REPO,
     Airflow,
     Service,
@@ -43,10 +45,11 @@ if TYPE_CHECKING:
     from collections.abc import Callable
     from pathlib import Path
 
+    from airflow_provider_nxcloud.testing.inbox import InboxRow
+
 pytestmark = pytest.mark.deployment
 
 DAG_ID = "example_nxcloud_sharded"
-PHONES = ["8613800000000", "8613900000001"]
 POOL_SLOTS = 2
 RATE = 20  # the example's max_requests_per_second per chunk
 BOUND = POOL_SLOTS * RATE
@@ -69,21 +72,16 @@ ARTIFACTS = REPO / "test-artifacts" / "deployment"
 WORKLOAD = re.compile(r"Executing workload in Celery: .*task_id='mark_chunk'")
 
 
-def backlog(prefix: str, count: int) -> list[tuple[str, str, str, int]]:
+def backlog(prefix: str, count: int) -> list[InboxRow]:
     """``count`` fresh inbox rows; received_at increases, so chunks follow this order."""
     now = int(time.time())
     return [(f"wamid.{prefix}{n:05d}", PHONES[n % 2], f"1555{n:07d}", now - 3600 + n) for n in range(count)]
 
 
-def insert(postgres: Any, rows: list[tuple[str, str, str, int]]) -> list[tuple[str, str]]:
+def insert(postgres: Any, rows: list[InboxRow], *, ddl: str | None = None) -> list[tuple[str, str]]:
     conn = postgres.connect("inbox")
     try:
-        conn.cursor().executemany(
-            "INSERT INTO whatsapp_inbox (message_id, business_phone, sender, received_at)"
-            " VALUES (%s, %s, %s, %s)",
-            rows,
-        )
-        conn.commit()
+        seed_inbox(conn, rows, ddl=ddl)
     finally:
         conn.close()
     return [(phone, message_id) for message_id, phone, _, _ in rows]
@@ -147,17 +145,12 @@ def test_sharded_on_celery(tmp_path: Path, figure: Callable[[str, object], None]
         postgres = start_postgres(running)
         for database in ("airflow", "inbox"):
             postgres.create_database(database)
-        conn = postgres.connect("inbox")
         # The reconcile example's table: the sharded one reads the same inbox.
-        conn.cursor().execute(
-            runpy.run_path(str(REPO / "example_dags" / "example_nxcloud_reconcile.py"))["INBOX_DDL"]
-        )
-        conn.commit()
-        conn.close()
+        ddl = runpy.run_path(str(REPO / "example_dags" / "example_nxcloud_reconcile.py"))["INBOX_DDL"]
         broker = start_redis(running)
         measured_rows = backlog("M", MEASURED_CHUNKS * MEASURED_CHUNK_SIZE)
         killed_rows = backlog("K", KILL_CHUNKS * KILL_CHUNK_SIZE)
-        measured = insert(postgres, measured_rows)
+        measured = insert(postgres, measured_rows, ddl=ddl)
         sandbox = start_sandbox(
             running, business_phones=PHONES, message_ids=[row[0] for row in measured_rows + killed_rows]
         )

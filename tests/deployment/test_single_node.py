@@ -17,8 +17,10 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from airflow_provider_nxcloud.testing import seed_inbox
 from tests.deployment.servers import (
     ACCESS_SECRET,
+    PHONES,
     REPO,
     Airflow,
     airflow_env,
@@ -33,18 +35,19 @@ if TYPE_CHECKING:
     from collections.abc import Callable
     from pathlib import Path
 
+    from airflow_provider_nxcloud.testing.inbox import InboxRow
+
 pytestmark = pytest.mark.deployment
 
 DAG_ID = "example_nxcloud_reconcile"
-PHONES = ["8613800000000", "8613900000001"]
 DAY = 86_400
 FRESH, TOO_OLD, REFUSED = 240, 30, 30
 
 
-def inbox_rows() -> tuple[list[tuple[str, str, str, int]], set[str], set[str], set[str]]:
+def inbox_rows() -> tuple[list[InboxRow], set[str], set[str], set[str]]:
     """Fresh messages across two business phones, some older than 30 days, some unknown to NXCloud."""
     now = int(time.time())
-    rows: list[tuple[str, str, str, int]] = []
+    rows: list[InboxRow] = []
     fresh, old, refused = set(), set(), set()
     for n in range(FRESH + TOO_OLD + REFUSED):
         phone = PHONES[n % 2]
@@ -64,18 +67,20 @@ def inbox_rows() -> tuple[list[tuple[str, str, str, int]], set[str], set[str], s
 class Inbox:
     """The example's table, through the same DB-API the example's hook uses."""
 
-    def __init__(self, connect: Callable[[], Any], placeholder: str) -> None:
+    def __init__(self, connect: Callable[[], Any]) -> None:
         self.connect = connect
-        self.placeholder = placeholder
 
-    def execute(self, sql: str, rows: list[tuple[Any, ...]] | None = None) -> list[tuple[Any, ...]]:
+    def seed(self, rows: list[InboxRow], ddl: str) -> None:
+        conn = self.connect()
+        try:
+            seed_inbox(conn, rows, ddl=ddl)
+        finally:
+            conn.close()
+
+    def execute(self, sql: str) -> list[tuple[Any, ...]]:
         conn = self.connect()
         try:
             cursor = conn.cursor()
-            if rows is not None:
-                cursor.executemany(sql.replace("?", self.placeholder), rows)
-                conn.commit()
-                return []
             cursor.execute(sql)
             found = list(cursor.fetchall()) if cursor.description else []
             conn.commit()
@@ -101,18 +106,13 @@ def test_reconcile(database: str, tmp_path: Path, figure: Callable[[str, object]
             postgres.create_database("inbox")
             metadata = postgres.url("airflow", "postgresql+psycopg2")
             inbox_conn = postgres.url("inbox")  # URI form, as the README gives it
-            inbox = Inbox(lambda: postgres.connect("inbox"), "%s")
+            inbox = Inbox(lambda: postgres.connect("inbox"))
         else:
             metadata = f"sqlite:///{home / 'airflow.db'}"
             path = tmp_path / "inbox.db"
             inbox_conn = json.dumps({"conn_type": "sqlite", "host": str(path)})
-            inbox = Inbox(lambda: sqlite3.connect(path), "?")
-        inbox.execute(ddl)
-        inbox.execute(
-            "INSERT INTO whatsapp_inbox (message_id, business_phone, sender, received_at)"
-            " VALUES (?, ?, ?, ?)",
-            rows,
-        )
+            inbox = Inbox(lambda: sqlite3.connect(path))
+        inbox.seed(rows, ddl)
         env = airflow_env(
             home,
             metadata,

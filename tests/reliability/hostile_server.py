@@ -169,6 +169,21 @@ def answer_trickle(body: bytes, interval: float) -> Answer:
     return answer
 
 
+def answer_trickle_headers(interval: float, header_bytes: int = 4000) -> Answer:
+    """The status line and headers one byte every ``interval`` seconds: the body never comes."""
+    head = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+    head += b"X-Padding: " + b"p" * header_bytes + b"\r\nContent-Length: 2\r\n\r\n{}"
+
+    def answer(handler: _Handler) -> None:
+        for index in range(len(head)):
+            handler.wfile.write(head[index : index + 1])
+            handler.wfile.flush()
+            if handler.server.owner.stopping.wait(interval):
+                return
+
+    return answer
+
+
 def answer_never(handler: _Handler) -> None:
     """Read the request, then say nothing until the server stops."""
     handler.server.owner.stopping.wait(60)

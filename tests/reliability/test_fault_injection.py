@@ -17,8 +17,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from benchmarks.fault_campaign import run_campaign
-from benchmarks.fault_mix import CampaignConfig
+from airflow_provider_nxcloud.testing.fault_campaign import run_campaign
+from airflow_provider_nxcloud.testing.fault_mix import CampaignConfig
 
 if TYPE_CHECKING:
     import pytest

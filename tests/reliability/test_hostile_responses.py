@@ -8,7 +8,11 @@ so "stops" is observable as exactly one failed message and the rest not attempte
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import select
+import signal
 import socket
 import ssl
 import time
@@ -22,7 +26,7 @@ from airflow_provider_nxcloud.client.errors import (
     NxCloudConfigError,
     NxCloudTransientError,
 )
-from airflow_provider_nxcloud.client.transport import MAX_RESPONSE_BYTES
+from airflow_provider_nxcloud.client.transport import MAX_RESPONSE_BYTES, PooledTransport
 from airflow_provider_nxcloud.hooks.nxcloud import NxCloudHook
 from tests.reliability.hostile_server import (
     NXCLOUD_OK,
@@ -33,6 +37,7 @@ from tests.reliability.hostile_server import (
     answer_never,
     answer_redirect,
     answer_trickle,
+    answer_trickle_headers,
     gzip_bomb,
     loopback_alias_available,
     self_signed_certificate,
@@ -279,6 +284,21 @@ def test_self_signed_certificate_is_accepted_as_a_ca_bundle(
     assert mark_batch(max_workers=2).state == "success"
 
 
+def test_tls_by_host_name_sends_it_as_sni_and_verifies_it(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # The deadline's connections connect to resolved addresses; TLS must still see the name.
+    cert, key = self_signed_certificate(tmp_path)  # valid for localhost and 127.0.0.1
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    names: list[str | None] = []
+    context.sni_callback = lambda _socket, name, _context: names.append(name)
+    with HostileServer(NXCLOUD_OK, tls=context) as server:
+        point_at(monkeypatch, server.url.replace("127.0.0.1", "localhost"), verify=str(cert))
+        assert mark_one().code == 0
+    assert names == ["localhost"]
+
+
 # -- plain http to a remote host --
 
 
@@ -333,7 +353,10 @@ def test_server_that_never_answers_is_bounded_by_the_timeout(
     with HostileServer(answer_never) as server:
         point_at(monkeypatch, server.url, timeout=0.3, max_retries=1)
         started = time.monotonic()
-        with pytest.raises(NxCloudTransientError, match=r"timed out after 0.3 s") as raised:
+        with pytest.raises(
+            NxCloudTransientError,
+            match=r"no complete answer within 0.3 s: timed out waiting for the answer's headers$",
+        ) as raised:
             mark_one()
         elapsed = time.monotonic() - started
         assert len(server.requests) == 2
@@ -352,13 +375,83 @@ def test_answer_trickling_in_is_bounded_by_the_timeout(
     with HostileServer(answer_trickle(body, 0.05)) as server:
         point_at(monkeypatch, server.url, timeout=0.3, max_retries=1)
         started = time.monotonic()
-        with pytest.raises(NxCloudTransientError, match=r"answer was still arriving") as raised:
+        with pytest.raises(
+            NxCloudTransientError,
+            match=r"no complete answer within 0.3 s: timed out reading the answer's body$",
+        ) as raised:
             mark_one()
         elapsed = time.monotonic() - started
         assert len(server.requests) == 2
     assert elapsed < 3, elapsed
     figures["error"] = one_line(raised.value)
     figures["seconds_for_2_attempts"] = round(elapsed, 3)
+
+
+@pytest.mark.parametrize("scheme", ["http", "https"])
+def test_headers_trickling_in_are_bounded_by_the_timeout(
+    monkeypatch: pytest.MonkeyPatch, figures: dict[str, Any], tmp_path: Path, scheme: str
+) -> None:
+    # ~4 KB of headers at one byte per 50 ms: each beats the 0.3 s socket timeout, the whole
+    # would take over 3 minutes. Over TLS every byte is a TLS record of its own.
+    tls, verify = None, None
+    if scheme == "https":
+        cert, key = self_signed_certificate(tmp_path)
+        tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        tls.load_cert_chain(cert, key)
+        verify = str(cert)
+    with HostileServer(answer_trickle_headers(0.05), tls=tls) as server:
+        point_at(
+            monkeypatch, server.url, timeout=0.3, max_retries=1, **({"verify": verify} if verify else {})
+        )
+        started = time.monotonic()
+        with pytest.raises(
+            NxCloudTransientError,
+            match=r"no complete answer within 0.3 s: timed out waiting for the answer's headers$",
+        ) as raised:
+            mark_one()
+        elapsed = time.monotonic() - started
+        assert len(server.requests) == 2, "retried once, then given up"
+
+        # The connections that were cut are not reused: the next answer arrives whole.
+        server.answer = NXCLOUD_OK
+        assert mark_one().code == 0
+    assert elapsed < 3, elapsed
+    figures["error"] = one_line(raised.value)
+    figures["seconds_for_2_attempts"] = round(elapsed, 3)
+
+
+def test_a_forked_child_gets_a_watchdog_of_its_own(figures: dict[str, Any]) -> None:
+    # Airflow forks task processes; the parent's watchdog thread does not cross a fork.
+    with HostileServer(answer_trickle_headers(0.05)) as server:
+        transport = PooledTransport(base_url=server.url, proxies={}, verify=True, timeout=0.3, pool_size=2)
+        with pytest.raises(NxCloudTransientError, match="no complete answer"):
+            bounded(BOUND_SECONDS, lambda: transport.post("/api/wa/markMessageAsRead", {}, b"{}"))
+        read_end, write_end = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # the child: one more request, its outcome through the pipe, nothing else
+            try:
+                started = time.monotonic()
+                try:
+                    transport.post("/api/wa/markMessageAsRead", {}, b"{}")
+                    outcome = "answered"
+                except NxCloudTransientError as error:
+                    outcome = str(error)
+                report = {"seconds": time.monotonic() - started, "outcome": outcome}
+                os.write(write_end, json.dumps(report).encode())
+            finally:
+                os._exit(0)
+        os.close(write_end)
+        try:
+            if not select.select([read_end], [], [], BOUND_SECONDS)[0]:
+                pytest.fail(f"the forked child's request had not ended after {BOUND_SECONDS:g} s")
+            report = json.loads(os.read(read_end, 4096))
+        finally:
+            os.close(read_end)
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+    assert "no complete answer within 0.3 s" in report["outcome"]
+    figures["child_seconds"] = round(report["seconds"], 3)
 
 
 # -- Retry-After --

@@ -13,7 +13,6 @@ trigger on the inbox counts the writes), and the sandbox must have seen no id ou
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import json
 import signal
 import sqlite3
@@ -22,14 +21,21 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from airflow_provider_nxcloud.testing import DEFAULT_BUSINESS_PHONE, Faults, NxCloudSandbox
-from tests.reliability.conftest import REPO
+from airflow_provider_nxcloud.testing import (
+    DEFAULT_BUSINESS_PHONE,
+    Faults,
+    InboundMessage,
+    NxCloudSandbox,
+    seed_inbox,
+)
+from tests.conftest import load_dag_module
 from tests.support import stop_process_group, wait_until
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
     from pathlib import Path
 
+    from airflow_provider_nxcloud.testing.inbox import InboxRow
     from tests.reliability.conftest import AirflowProcess
 
 pytestmark = [pytest.mark.airflow, pytest.mark.long]
@@ -49,17 +55,8 @@ END;
 """
 
 
-def inbox_ddl() -> str:
-    path = REPO / "example_dags" / "example_nxcloud_reconcile.py"
-    spec = importlib.util.spec_from_file_location("nxcloud_reconcile_for_ddl", path)
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return str(module.INBOX_DDL)
-
-
 @pytest.fixture
-def inbox(tmp_path: Path) -> tuple[Path, list[tuple[str, str, str, int]]]:
+def inbox(tmp_path: Path) -> tuple[Path, list[InboxRow]]:
     path = tmp_path / "inbox.db"
     now = int(time.time())
     rows = [
@@ -72,21 +69,15 @@ def inbox(tmp_path: Path) -> tuple[Path, list[tuple[str, str, str, int]]]:
         for i in range(MESSAGES)
     ]
     with contextlib.closing(sqlite3.connect(path)) as db:
-        db.execute(inbox_ddl())
-        db.executescript(WRITE_COUNTER)
-        db.executemany(
-            "INSERT INTO whatsapp_inbox (message_id, business_phone, sender, received_at)"
-            " VALUES (?, ?, ?, ?)",
-            rows,
-        )
-        db.commit()
+        seed_inbox(db, rows, ddl=load_dag_module(DAG_ID).INBOX_DDL)
+        db.executescript(WRITE_COUNTER)  # counts updates only: the seeded rows are not writes
     return path, rows
 
 
 @pytest.fixture
-def slow_sandbox(inbox: tuple[Path, list[tuple[str, str, str, int]]]) -> Iterator[NxCloudSandbox]:
+def slow_sandbox(inbox: tuple[Path, list[InboxRow]]) -> Iterator[NxCloudSandbox]:
     # Seeded with the inbox: any other id would be answered 9099, and is checked for anyway.
-    seeded = [{"id": m, "business_phone": p, "from": c, "timestamp": t} for m, p, c, t in inbox[1]]
+    seeded = [InboundMessage(*row) for row in inbox[1]]
     with NxCloudSandbox(inbound=seeded, faults=Faults(latency=LATENCY_SECONDS)) as sandbox:
         yield sandbox
 
@@ -98,7 +89,7 @@ def query(path: Path, sql: str) -> list[tuple[Any, ...]]:
 
 def test_run_killed_halfway_is_finished_by_the_next_run(
     airflow_process: AirflowProcess,
-    inbox: tuple[Path, list[tuple[str, str, str, int]]],
+    inbox: tuple[Path, list[InboxRow]],
     slow_sandbox: NxCloudSandbox,
     tmp_path: Path,
     figures: dict[str, Any],

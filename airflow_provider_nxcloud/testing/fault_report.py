@@ -7,11 +7,11 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_nxcloud.client.signing import compute_sign
-from benchmarks.fault_mix import DEFAULT_MAX_RETRIES
+from airflow_provider_nxcloud.testing.fault_mix import DEFAULT_MAX_RETRIES
 
 if TYPE_CHECKING:
+    from airflow_provider_nxcloud.testing.fault_mix import CampaignConfig
     from airflow_provider_nxcloud.testing.sandbox import RequestRecord
-    from benchmarks.fault_mix import CampaignConfig
 
 
 def _reason_kind(reason: str) -> str:
@@ -29,7 +29,7 @@ def _reason_kind(reason: str) -> str:
     return "other: " + reason[:60]
 
 
-@dataclass
+@dataclass(kw_only=True)
 class CampaignReport:
     """What one campaign saw; ``violations`` lists every broken promise (empty when all held)."""
 

@@ -53,8 +53,10 @@ def scripted_faults(
     return scripts
 
 
-@dataclass
+@dataclass(kw_only=True)
 class CampaignConfig:
+    """One campaign's size, fault mix and settings; the defaults are the full-size run's."""
+
     count: int
     mode: Literal["rates", "scripted"] = "rates"
     seed: int = 12

@@ -24,14 +24,14 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any
 
+from airflow_provider_nxcloud.testing.fault_mix import DEFAULT_MAX_RETRIES, campaign_ids, scripted_faults
+from airflow_provider_nxcloud.testing.fault_report import CampaignReport
 from airflow_provider_nxcloud.testing.sandbox import Faults, NxCloudSandbox
-from benchmarks.fault_mix import DEFAULT_MAX_RETRIES, campaign_ids, scripted_faults
-from benchmarks.fault_report import CampaignReport
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from benchmarks.fault_mix import CampaignConfig
+    from airflow_provider_nxcloud.testing.fault_mix import CampaignConfig
 
 CONN_ID = "nxcloud_reliability"
 
@@ -58,8 +58,9 @@ def execute_operator(ids: list[str], retry_wait: tuple[float, float] | None) -> 
 
         operator.hook = NxCloudHook(nxcloud_conn_id=CONN_ID, retry_wait=retry_wait)
     ti = _TaskInstance()
+    context: Any = {"ti": ti}  # all of the task's context that execute() reads
     try:
-        returned = operator.execute(context={"ti": ti})  # type: ignore[arg-type]
+        returned = operator.execute(context=context)
     except AirflowFailException:
         return "failed", ti.pushed["return_value"]
     except NxCloudTransientError:
