@@ -23,7 +23,8 @@ import threading
 import time
 from typing import Any
 
-from benchmarks.common import MARK_READ_PATH, SandboxProcess, Stopwatch, Ticker, log, message_ids
+from airflow_provider_nxcloud.client.api import MARK_READ_PATH
+from benchmarks.common import SandboxProcess, Stopwatch, Ticker, log, message_ids
 
 LATENCY_MS = 50.0
 WORKERS = 32
@@ -37,8 +38,20 @@ SUBPROCESS_TIMEOUT = 280.0
 FAULT_IDS = 100
 
 
-def _row(measure: str, how: str, result: str, target: str, passed: bool, **details: Any) -> dict[str, Any]:
-    return {"measure": measure, "how": how, "result": result, "target": target, "passed": passed, **details}
+def _row(
+    key: str, measure: str, how: str, result: str, target: str, passed: bool, value: float, **details: Any
+) -> dict[str, Any]:
+    """A row as ``report.Row`` takes it (``run.py``); ``value`` is its headline figure for the JSON."""
+    return {
+        "key": key,
+        "measure": measure,
+        "how": how,
+        "result": result,
+        "target": target,
+        "passed": passed,
+        "value": value,
+        "details": details,
+    }
 
 
 def _operator(ids: list[str], **kwargs: Any) -> dict[str, Any]:
@@ -119,6 +132,7 @@ def measure_limited(sandbox: SandboxProcess, ids_count: int) -> list[dict[str, A
         found = outcome.get("rate_limit_per_second")
         rows.append(
             _row(
+                f"adaptive_limited_{len(rows)}",
                 label,
                 f"{ids_count:,} ids, operator defaults, `max_workers={WORKERS}`, no cap; account "
                 f"{LIMIT:g}/s, burst {BURST:g}, 50 ms" + (", `adaptive_rate=False`" if not adaptive else ""),
@@ -132,6 +146,7 @@ def measure_limited(sandbox: SandboxProcess, ids_count: int) -> list[dict[str, A
                 if adaptive
                 else "(today's behaviour, for contrast)",
                 passed,
+                goodput / LIMIT,
                 goodput=goodput,
                 throttled_share=share,
                 marked=run.marked,
@@ -210,6 +225,7 @@ def measure_changing(sandbox: SandboxProcess, quick: bool) -> dict[str, Any]:
         for i, s in enumerate(settle)
     )
     return _row(
+        "adaptive_changing",
         "limit changing mid-run",
         f"{count:,} ids, 32 workers, account {' -> '.join(f'{r:g}' for r, _ in phases)}/s "
         f"({', '.join(f'{s:g} s' for _, s in phases)}); settled = every 2-s window after it >= 0.8x "
@@ -218,6 +234,7 @@ def measure_changing(sandbox: SandboxProcess, quick: bool) -> dict[str, Any]:
         f"{run.marked:,}/{count:,} marked",
         "<= 10 s after each change",
         passed,
+        max((s for s in settle if s is not None), default=float("nan")),
         settle_seconds=settle,
     )
 
@@ -243,12 +260,14 @@ def measure_unlimited(sandbox: SandboxProcess, ids_count: int) -> dict[str, Any]
     speed = on[0][0] / off[0][0]
     cpu = on[1] / off[1]
     return _row(
+        "adaptive_unlimited",
         "no account limit",
         f"{ids_count:,} ids, 32 workers, adaptive on vs. `adaptive_rate=False`, alternating, best of 2",
         f"throughput {speed:.2f}x ({on[0][0]:.0f} vs {off[0][0]:.0f} msg/s); CPU/msg {cpu:.2f}x "
         f"({on[1]:.3f} vs {off[1]:.3f} ms)",
         "unchanged within noise: >= 0.95x, CPU <= 1.1x",
         speed >= 0.95 and cpu <= 1.1,
+        speed,
         figures=figures,
     )
 
@@ -284,6 +303,7 @@ def measure_random_faults(sandbox: SandboxProcess, ids_count: int) -> dict[str, 
         log(f"  random faults, {key}: {rates[key]:.1f} msg/s {outcome.get('error', '')[:300]}")
     ratio = rates["also -1/9001/503"] / rates["429 only"] if rates["429 only"] else float("nan")
     return _row(
+        "adaptive_throttle_policy",
         "what counts as a throttle",
         f"{ids_count:,} ids, 32 workers, no limit, random 10 % -1, 5 % 9001, 5 % 503 (the reliability "
         "mix): counting only 429/Retry-After vs. also -1/9001/503",
@@ -291,6 +311,7 @@ def measure_random_faults(sandbox: SandboxProcess, ids_count: int) -> dict[str, 
         "-1/9001/503 do not count",
         "(decides the policy)",
         True,
+        ratio,
         rates=rates,
     )
 
@@ -354,6 +375,7 @@ def measure_shared(sandbox: SandboxProcess, ids_count: int) -> dict[str, Any]:
     marked = sum(r["marked"] for r in results)
     passed = together <= LIMIT * 1.02 and share <= 0.10 and fairness >= 0.7 and marked == 2 * ids_count
     return _row(
+        "adaptive_shared",
         "two task instances, one account",
         f"two processes, {ids_count:,} ids and 32 workers each, one account of {LIMIT:g}/s, burst {BURST:g}",
         f"together {together:.1f}/s = {together / LIMIT:.2f}x; {100 * share:.1f} % 429; shares "
@@ -361,6 +383,7 @@ def measure_shared(sandbox: SandboxProcess, ids_count: int) -> dict[str, Any]:
         f"limits found {results[0]['found']} and {results[1]['found']}/s",
         "<= limit, <= 10 % 429, shares within 30 %",
         passed,
+        together / LIMIT,
         together=together,
         throttled_share=share,
         fairness=fairness,
