@@ -21,6 +21,7 @@ from benchmarks.adaptive import measure_adaptive
 from benchmarks.config import FULL, QUICK, RESULTS_DIR
 from benchmarks.conversations import measure_conversations
 from benchmarks.session import Session
+from benchmarks.whatsapp_rules import measure_whatsapp_rules
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -41,6 +42,7 @@ MEASURES: list[Callable[[Session], list[report.Row]]] = [
     measures.memory,
     _own_sandboxes(measure_conversations),
     _own_sandboxes(measure_adaptive),
+    _own_sandboxes(measure_whatsapp_rules),
 ]
 
 
