@@ -25,14 +25,13 @@ import argparse
 import json
 import os
 import sys
-import tempfile
 import time
 from dataclasses import replace
 from typing import Any
 
 from airflow_provider_nxcloud.client.api import MARK_READ_PATH
 from benchmarks.adaptive import BURST, LIMIT, WORKERS, Run
-from benchmarks.common import SandboxProcess, Ticker, log, message_ids
+from benchmarks.common import SandboxProcess, Ticker, log, loopback_only, message_ids, private_airflow_home
 from benchmarks.conversations import FULL as CONVERSATION_SIZES
 from benchmarks.conversations import PHONE_KEY, QUICK, SEED, Sizes, realistic_inbox, with_group_messages
 
@@ -330,14 +329,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="small sizes: a smoke test, not a result")
     parser.add_argument("--only", choices=("meta", "groups", "numbers"), help="run one measure")
     args = parser.parse_args(argv)
-    # A private AIRFLOW_HOME (no secrets backend or config of the machine's own Airflow), and
-    # loopback traffic never routed through an environment proxy.
-    os.environ["AIRFLOW_HOME"] = tempfile.mkdtemp(prefix="nxcloud-bench-rules-")
-    no_proxy = ",".join(filter(None, [os.environ.get("NO_PROXY", ""), "127.0.0.1", "localhost"]))
-    os.environ["NO_PROXY"] = os.environ["no_proxy"] = no_proxy
+    loopback_only()
     table_out = os.fdopen(os.dup(1), "w", encoding="utf-8")
     os.dup2(2, 1)  # Airflow's loggers print to stdout: keep it for the table
-    rows = measure_whatsapp_rules(args.quick, args.only)
+    with private_airflow_home("nxcloud-bench-rules-"):
+        rows = measure_whatsapp_rules(args.quick, args.only)
     print(table_rows(rows), file=table_out, flush=True)
     return 0 if all(r["passed"] for r in rows) else 1
 
