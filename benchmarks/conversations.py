@@ -80,6 +80,19 @@ def realistic_inbox(sizes: Sizes, phone: str) -> tuple[list[dict[str, Any]], set
     return records, deleted
 
 
+def with_group_messages(records: list[dict[str, Any]], share: float, groups: int) -> list[dict[str, Any]]:
+    """
+    The same inbox with ``share`` of its messages (drawn with a fixed seed) sent in one of
+    ``groups`` WhatsApp groups: each gets a ``group_id`` and keeps its sender, id and second.
+    """
+    rng = random.Random(SEED + 1)
+    chosen = set(rng.sample(range(len(records)), round(share * len(records))))
+    return [
+        {**record, "group_id": f"120363{rng.randrange(groups):012d}"} if index in chosen else record
+        for index, record in enumerate(records)
+    ]
+
+
 def _geometric(rng: random.Random, mean: float) -> int:
     """1, 2, 3, ... with P(k) = (1 - p)^(k - 1) p and p = 1 / mean."""
     count = 1

@@ -22,6 +22,7 @@ from benchmarks.config import FULL, QUICK, RESULTS_DIR
 from benchmarks.conversations import measure_conversations
 from benchmarks.deadline import measure_deadline
 from benchmarks.session import Session
+from benchmarks.whatsapp_rules import measure_whatsapp_rules
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -43,6 +44,7 @@ MEASURES: list[Callable[[Session], list[report.Row]]] = [
     _own_sandboxes(measure_conversations),
     _own_sandboxes(measure_adaptive),
     _own_sandboxes(measure_deadline),
+    _own_sandboxes(measure_whatsapp_rules),
 ]
 
 

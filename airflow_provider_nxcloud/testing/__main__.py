@@ -63,6 +63,9 @@ def main(argv: list[str] | None = None) -> int:
         help="how the limit refuses: http429 (HTTP 429, the default) or meta (HTTP 200, code 9099, "
         "'(#130429) Rate limit hit', as WhatsApp's throughput limit comes through NXCloud)",
     )
+    parser.add_argument(
+        "--rate-business-phone", help="limit only this business number's requests; default: every one"
+    )
     parser.add_argument("--no-request-log", action="store_true", help="keep only marks (long runs)")
     args = parser.parse_args(argv)
 
@@ -91,6 +94,7 @@ def main(argv: list[str] | None = None) -> int:
                 burst=args.rate_burst,
                 retry_after=args.rate_retry_after,
                 answer=args.rate_answer,
+                business_phone=args.rate_business_phone,
             )
             if args.rate_limit is not None
             else None

@@ -73,12 +73,20 @@ class SandboxClient:
         burst: float = 5.0,
         retry_after: float | None = None,
         answer: ThrottleAnswer = "http429",
+        business_phone: str | None = None,
     ) -> None:
         """
         Set, change (during a run) or remove (None) the account's rate limit; ``answer`` as in
-        ``AccountLimit``: ``"http429"`` or ``"meta"`` (9099 ``(#130429) Rate limit hit``).
+        ``AccountLimit``: ``"http429"`` or ``"meta"`` (9099 ``(#130429) Rate limit hit``);
+        ``business_phone``: limit that number's requests only.
         """
-        limit = {"per_second": per_second, "burst": burst, "retry_after": retry_after, "answer": answer}
+        limit = {
+            "per_second": per_second,
+            "burst": burst,
+            "retry_after": retry_after,
+            "answer": answer,
+            "business_phone": business_phone,
+        }
         self._request("/_sandbox/config", {"rate_limit": limit if per_second is not None else None})
 
     def reset(self) -> None:

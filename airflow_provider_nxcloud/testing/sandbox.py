@@ -157,7 +157,7 @@ class _Handler(BaseHTTPRequestHandler):
         message_id, phone = parsed.get("message_id"), parsed.get("business_phone")
         message_id = message_id if isinstance(message_id, str) else None
         # Counted on arrival, as a gateway does; the 429 still takes the round trip to arrive.
-        throttled = not state.admit()
+        throttled = not state.admit(phone if isinstance(phone, str) else None)
         latency = state.faults.latency
         if latency:
             time.sleep(latency)
@@ -250,7 +250,8 @@ class NxCloudSandbox:
     :param faults: injected faults (``Faults``), Meta's errors among them (``"meta:130429"``...,
         answered as code 9099 with Meta's ``(#<code>) <text>``).
     :param rate_limit: the account's rate limit (HTTP 429 beyond it, or Meta's 130429 with
-        ``AccountLimit(answer="meta")``); None: unlimited.
+        ``AccountLimit(answer="meta")``), or one business number's with
+        ``AccountLimit(business_phone=...)``; None: unlimited.
     """
 
     def __init__(

@@ -142,12 +142,15 @@ class AccountLimit:
     ``"http429"``, HTTP 429 with ``Retry-After`` only when ``retry_after`` is set; ``"meta"``, as
     WhatsApp's throughput limit comes through NXCloud: HTTP 200 with code 9099 and
     ``(#130429) Rate limit hit`` (after NXCloud's own checks, as those come first).
+    ``business_phone`` limits that number's requests only (WhatsApp's throughput limit is per
+    number); the others pass unlimited. None: every request of the account counts.
     """
 
     per_second: float
     burst: float = 5.0
     retry_after: float | None = None
     answer: ThrottleAnswer = "http429"
+    business_phone: str | None = None
 
     def __post_init__(self) -> None:
         if not self.per_second > 0 or not self.burst >= 1:
@@ -287,10 +290,13 @@ class SandboxState:
         bucket = self.account_bucket
         return bucket.limit.answer if bucket is not None else "http429"
 
-    def admit(self) -> bool:
-        """Whether the account limit lets this request through now (it counts against it)."""
+    def admit(self, business_phone: str | None) -> bool:
+        """Whether the limit lets this request (for ``business_phone``) through now; it counts against it."""
         with self.lock:
-            return self.account_bucket is None or self.account_bucket.admit(time.monotonic())
+            bucket = self.account_bucket
+            if bucket is None or bucket.limit.business_phone not in (None, business_phone):
+                return True
+            return bucket.admit(time.monotonic())
 
     def now_ms(self) -> int:
         return int(time.time() * 1000) + self.clock_skew_ms

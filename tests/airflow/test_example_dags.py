@@ -1,4 +1,5 @@
-"""The example DAGs: they import cleanly, and the reconcile DAG does its job twice over."""
+"""The example DAGs: they import cleanly, and the reconcile DAG does its job twice over, also when
+WhatsApp throttles it."""
 
 from __future__ import annotations
 
@@ -82,10 +83,14 @@ INBOX_ROWS: list[InboxRow] = [(f"wamid.rec{i}", PHONE, "15550001", NOW - i * 60)
 
 @pytest.fixture
 def inbox(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    path = tmp_path / "inbox.db"
+    return write_inbox(tmp_path / "inbox.db", INBOX_ROWS, monkeypatch)
+
+
+def write_inbox(path: Path, rows: list[tuple[str, str, str, int]], monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The reconcile example's table with ``rows``, and ``nxcloud_inbox`` pointing at it."""
     ddl = load_dag_module("example_nxcloud_reconcile").INBOX_DDL
     with contextlib.closing(sqlite3.connect(path)) as db:
-        seed_inbox(db, INBOX_ROWS, ddl=ddl)
+        seed_inbox(db, rows, ddl=ddl)
     monkeypatch.setenv("AIRFLOW_CONN_NXCLOUD_INBOX", json.dumps({"conn_type": "sqlite", "host": str(path)}))
     return path
 
@@ -140,3 +145,83 @@ def test_sharded_backlog_is_mapped_in_chunks_and_summed(
         "total": 14, "marked": 13, "skipped": 1, "failed": 0, "not_attempted": 0, "duplicates": 0,
         "requests": 13, "conversations": 0,
     }  # fmt: skip
+
+
+# 24 customers, two messages each (a minute apart): 24 threads, one request each, and a message
+# deleted before the run. Its permanent failure fails mark_read for good, so Airflow does not
+# retry the task (a minute later): one try, whatever the throttles leave retryable.
+THROTTLED_ROWS = [
+    (f"wamid.thr{c:02d}{n}", PHONE, f"155501{c:02d}", NOW - 600 + c + 60 * n)
+    for c in range(24)
+    for n in range(2)
+] + [("wamid.gone", PHONE, "15550003", NOW)]
+THROTTLED_READABLE = {m for m, *_ in THROTTLED_ROWS} - {"wamid.gone"}
+
+
+@pytest.fixture
+def throttled(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, nxcloud_sandbox: NxCloudSandbox
+) -> tuple[NxCloudSandbox, Path]:
+    """The sandbox seeded with the rows, limited to 3/s answered as Meta's 130429, and the inbox."""
+    from airflow_provider_nxcloud.testing import AccountLimit
+
+    nxcloud_sandbox.add_inbound(
+        {"id": m, "business_phone": p, "from": sender, "timestamp": ts}
+        for m, p, sender, ts in THROTTLED_ROWS
+        if m != "wamid.gone"
+    )
+    # Below the 16 workers' first burst: most of it is throttled, then the client finds the pace.
+    nxcloud_sandbox.set_rate_limit(AccountLimit(per_second=3, burst=2, answer="meta"))
+    return nxcloud_sandbox, write_inbox(tmp_path / "inbox.db", THROTTLED_ROWS, monkeypatch)
+
+
+def assert_no_throttle_parked(
+    sandbox: NxCloudSandbox, rows: dict[str, tuple[str | None, str | None]]
+) -> set[str]:
+    """Each row read (and WhatsApp agrees) or left for the next run; only the deleted one parked."""
+    throttled = [r for r in sandbox.requests if r.fault == "rate_limit"]
+    assert throttled and {r.code for r in throttled} == {9099}, "the limit answered as Meta's 130429"
+    parked = {m: error for m, (_, error) in rows.items() if error is not None}
+    assert list(parked) == ["wamid.gone"], f"parked for a throttle: {parked}"
+    assert "(#130429)" not in parked["wamid.gone"]
+    read = {m for m, (read_at, _) in rows.items() if read_at}
+    assert read <= sandbox.read_ids(), "read_at written for a message WhatsApp did not read"
+    return read
+
+
+def test_reconcile_on_a_meta_style_limit_parks_no_row_for_a_throttle(
+    run_dag, throttled: tuple[NxCloudSandbox, Path]
+) -> None:
+    sandbox, inbox_path = throttled
+
+    result = run_dag("example_nxcloud_reconcile", dag_id="example_nxcloud_reconcile")
+
+    read = assert_no_throttle_parked(sandbox, inbox_rows(inbox_path))
+    outcome = result.xcom("mark_read")
+    left = {item["message_id"] for item in outcome["failed"] if item["retryable"]}
+    assert read | left == THROTTLED_READABLE, "every row read, or retryable and left unread"
+    assert result.xcom("write_back") == {"read": len(read), "errors": 1}
+
+
+def test_reconcile_leaves_throttled_rows_for_the_next_run_which_reads_them(
+    run_dag, throttled: tuple[NxCloudSandbox, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sandbox, inbox_path = throttled
+    # No client retries: every request the limit refuses ends its message retryable.
+    monkeypatch.setenv("AIRFLOW_CONN_NXCLOUD_DEFAULT", sandbox.connection_json(max_retries=0))
+
+    run_dag("example_nxcloud_reconcile", dag_id="example_nxcloud_reconcile")
+
+    first = inbox_rows(inbox_path)
+    read_first = assert_no_throttle_parked(sandbox, first)
+    assert read_first < THROTTLED_READABLE, "some rows were throttled and left unread"
+    assert all(first[m] == (None, None) for m in THROTTLED_READABLE - read_first)
+    sandbox.set_rate_limit(None)
+
+    second = run_dag("example_nxcloud_reconcile", dag_id="example_nxcloud_reconcile")
+
+    rows = inbox_rows(inbox_path)
+    assert {m for m, (read_at, _) in rows.items() if read_at} == THROTTLED_READABLE
+    assert sandbox.read_ids() >= THROTTLED_READABLE
+    assert second.task_state("mark_read") == "success"
+    assert {m: rows[m] for m in read_first} == {m: first[m] for m in read_first}, "read rows untouched"

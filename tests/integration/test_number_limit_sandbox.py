@@ -1,0 +1,81 @@
+"""A rate limit on one business number, as WhatsApp's per-number throughput limit: over HTTP."""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.error
+import urllib.request
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from airflow_provider_nxcloud.client.api import MARK_READ_PATH, READ_ACTION, WHATSAPP_BIZ_TYPE, mark_read_body
+from airflow_provider_nxcloud.client.signing import serialise_body, signed_headers
+from airflow_provider_nxcloud.testing import (
+    DEFAULT_ACCESS_KEY,
+    DEFAULT_ACCESS_SECRET,
+    AccountLimit,
+    NxCloudSandbox,
+    SandboxClient,
+)
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+LIMITED = "8613800000001"
+FREE = "8613800000002"
+SUCCESS = (200, {"code": 0, "message": "Request succeeded", "data": None})
+THROTTLED = (200, {"code": 9099, "message": "(#130429) Rate limit hit", "data": None})
+
+
+def mark(url: str, phone: str, message_id: str) -> tuple[int, dict[str, Any]]:
+    """One signed ``markMessageAsRead`` for ``phone``, as a client sends it: (HTTP status, answer)."""
+    body = serialise_body(mark_read_body(phone, message_id))
+    headers = signed_headers(
+        access_key=DEFAULT_ACCESS_KEY,
+        action=READ_ACTION,
+        biz_type=WHATSAPP_BIZ_TYPE,
+        ts_ms=int(time.time() * 1000),
+        body=body,
+        access_secret=DEFAULT_ACCESS_SECRET,
+        algorithm="md5",
+    )
+    request = urllib.request.Request(url + MARK_READ_PATH, data=body, headers=headers, method="POST")
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return response.status, json.loads(response.read())
+
+
+@pytest.fixture
+def sandbox() -> Iterator[NxCloudSandbox]:
+    with NxCloudSandbox(business_phones=[LIMITED, FREE]) as running:
+        yield running
+
+
+def test_a_number_limit_refuses_that_number_only(sandbox: NxCloudSandbox) -> None:
+    # 0.01/s: the one token of the burst is all the test will ever get.
+    sandbox.set_rate_limit(AccountLimit(per_second=0.01, burst=1, answer="meta", business_phone=LIMITED))
+
+    assert mark(sandbox.url, LIMITED, "wamid.a0") == SUCCESS
+    assert mark(sandbox.url, LIMITED, "wamid.a1") == THROTTLED
+    assert [mark(sandbox.url, FREE, f"wamid.b{n}") for n in range(5)] == [SUCCESS] * 5, "the other passes"
+    assert sandbox.marked_ids(LIMITED) == {"wamid.a0"}
+    assert sandbox.marked_ids(FREE) == {f"wamid.b{n}" for n in range(5)}
+    assert [(r.business_phone, r.fault) for r in sandbox.requests if r.fault] == [(LIMITED, "rate_limit")]
+
+
+def test_the_control_api_sets_a_number_limit_and_back_to_the_whole_account(sandbox: NxCloudSandbox) -> None:
+    client = SandboxClient(sandbox.url)
+    client.set_rate_limit(0.01, burst=1, business_phone=LIMITED)
+    assert mark(sandbox.url, LIMITED, "wamid.c0") == SUCCESS
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        mark(sandbox.url, LIMITED, "wamid.c1")
+    assert refused.value.code == 429
+    assert mark(sandbox.url, FREE, "wamid.c2") == SUCCESS
+    assert mark(sandbox.url, FREE, "wamid.c3") == SUCCESS
+
+    client.set_rate_limit(0.01, burst=1)  # every number again: the bucket, empty, carries over
+
+    with pytest.raises(urllib.error.HTTPError) as refused_too:
+        mark(sandbox.url, FREE, "wamid.c4")
+    assert refused_too.value.code == 429
