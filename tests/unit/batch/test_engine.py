@@ -5,13 +5,18 @@ Over HTTP against the sandbox: tests/integration/test_conversations_sandbox.py.
 
 from __future__ import annotations
 
+import threading
+from typing import TYPE_CHECKING, Any
+
 import pytest
 
 from airflow_provider_nxcloud.batch.options import BatchOptions
-from airflow_provider_nxcloud.client.errors import (
-    NxCloudConfigError,
-)
-from tests.unit.batch.fakes import DAY, RETRIES, FakeClient, failed, marked, record, run
+from airflow_provider_nxcloud.client.errors import NxCloudConfigError
+from tests.support import wait_until
+from tests.unit.batch.fakes import DAY, OTHER_PHONE, PHONE, RETRIES, FakeClient, failed, marked, record, run
+
+if TYPE_CHECKING:
+    from airflow_provider_nxcloud.batch.results import BatchResult
 
 # -- the rules --
 
@@ -154,3 +159,32 @@ def test_without_an_age_limit_old_messages_are_sent() -> None:
 
     assert client.sent == ["ancient"]
     assert marked(result) == ["ancient"]
+
+
+def test_a_stalled_business_number_holds_only_its_share_of_the_threads() -> None:
+    # Number OTHER's requests hang (as behind Meta's 130429 limiter): the first number's
+    # messages must all be marked meanwhile, by the threads that are not OTHER's share.
+    release = threading.Event()
+
+    class StallingClient(FakeClient):
+        def mark_message_as_read(
+            self, message_id: str, business_phone: str | None = None, **kw: Any
+        ) -> object:
+            if business_phone == OTHER_PHONE:
+                release.wait(30)
+            return super().mark_message_as_read(message_id, business_phone, **kw)
+
+    client = StallingClient()
+    messages = [
+        *({"id": f"slow{i}", "business_phone": OTHER_PHONE} for i in range(8)),
+        *({"id": f"fast{i}", "business_phone": PHONE} for i in range(8)),
+    ]
+    done: list[BatchResult] = []
+    runner = threading.Thread(target=lambda: done.append(run(messages, client, max_workers=4)))
+    runner.start()
+
+    fast_sent = wait_until(lambda: sum(m.startswith("fast") for m in client.sent) == 8, timeout=20)
+    release.set()
+    runner.join(30)
+    assert fast_sent, "the other number's messages waited behind the stalled number"
+    assert done and len(done[0].marked) == 16
