@@ -63,26 +63,29 @@ class MarkWhatsAppReadOperator(BaseOperator):
          "not_attempted": [ids], "counts": {...},
          "rate_limit_per_second": float}  # only when NXCloud throttled
 
-    :param message_ids: ids, records (``id``/``message_id``, ``business_phone``, ``from``,
-        ``timestamp``), webhook payloads, or an XComArg of any of these; nested lists are
-        flattened. (templated)
+    :param message_ids: ids, records (``id``/``message_id``, ``business_phone``, ``from`` or
+        ``from_user_id``, ``timestamp``, ``group_id``), webhook payloads, or an XComArg of any of
+        these; nested lists are flattened. (templated)
     :param business_phone: merchant number for records without one; default: the
         connection's ``business_phone`` extra. (templated)
     :param nxcloud_conn_id: the ``nxcloud`` connection. (templated)
     :param max_workers: requests in flight at once.
     :param max_requests_per_second: rate cap, retries included; None: the connection's
         ``max_requests_per_second`` extra, else no cap.
-    :param adaptive_rate: when NXCloud throttles (HTTP 429), slow down to just under the rate it
-        accepts; the result's ``rate_limit_per_second`` says which. None: the connection's
-        ``adaptive_rate`` extra, else on.
+    :param adaptive_rate: when NXCloud throttles (HTTP 429, or Meta's 4 and 80007 passed through
+        as 9099), slow down to just under the rate it accepts; the result's
+        ``rate_limit_per_second`` says which. Meta's 130429 slows only its business number. None:
+        the connection's ``adaptive_rate`` extra, else on.
     :param code_actions: override the policy for a code: ``"retry"``, ``"skip"`` or ``"fail"``,
         e.g. ``{9006: "skip"}``.
     :param max_message_age_days: skip (without a request) messages whose ``timestamp`` is older;
         WhatsApp cannot mark them. None disables the check.
-    :param one_request_per_conversation: records with ``from`` and ``timestamp`` are grouped by
-        (business phone, customer) and only the newest of each thread is sent (the next newest
-        if it fails for itself): WhatsApp marks the earlier messages with it. False: one request
-        per message.
+    :param one_request_per_conversation: one-to-one records with a customer (``from``, else
+        ``from_user_id``) and a ``timestamp`` are grouped by (business phone, customer), and only
+        each thread's newest second is sent (every message of it: same-second messages have no
+        known order), the next newest if those fail for themselves: WhatsApp marks the earlier
+        messages with them. Group messages (``group_id``) are always sent each on their own.
+        False: one request per message.
     :param durable: record what is marked as the batch goes, in Airflow's task state store (3.3+),
         so that a retry, or the next try after a killed worker, sends only what is left: at most
         the last second or two before a kill goes out twice. The result of the try that ends the
