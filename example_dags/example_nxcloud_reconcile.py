@@ -10,7 +10,9 @@ and writes the outcome back, even when the mark task failed:
 - transient, or never attempted -> left as they were, so the next run tries them again.
 
 A run that dies halfway loses nothing: whatever was not written back is still unread and the
-next run marks it (marking twice is harmless for WhatsApp). The inbox is reached through the
+next run marks it (marking twice is harmless for WhatsApp). On Airflow 3.3, a retry of
+``mark_read`` sends only what its earlier tries left (durable marking) and its result lists every
+id marked in any try, so ``write_back`` records them all. The inbox is reached through the
 Airflow connection ``nxcloud_inbox``; point it at SQLite, Postgres or MySQL and nothing else
 changes. For example:
 

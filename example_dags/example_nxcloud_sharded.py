@@ -7,7 +7,8 @@ how many chunks talk to NXCloud at once, so the account's total rate stays at mo
 
     airflow pools set nxcloud_api 4 "NXCloud API: 4 chunks x 20 req/s = 80 req/s at most"
 
-A failed chunk is retried on its own (transient errors) without re-sending the others.
+A failed chunk is retried on its own (transient errors) without re-sending the others, and on
+Airflow 3.3 without re-sending what it had marked, even when its worker was killed.
 """
 
 from __future__ import annotations

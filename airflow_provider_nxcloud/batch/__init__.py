@@ -1,13 +1,15 @@
 """Many messages -> one result, over anything shaped like the client. Imports no Airflow.
 
 ``mark_messages(client, messages)`` validates the messages, sends one request per conversation
-(WhatsApp's rules) through the client, concurrently, and returns a ``BatchResult``.
+(WhatsApp's rules) through the client, concurrently, and returns a ``BatchResult``; with a
+``Checkpoint`` it records what it marked, and a new call with the same input sends only the rest.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from airflow_provider_nxcloud.batch.checkpoint import Checkpoint
 from airflow_provider_nxcloud.batch.options import BatchOptions
 from airflow_provider_nxcloud.batch.results import BatchResult, Outcome
 
@@ -26,4 +28,4 @@ def __getattr__(name: str) -> Any:
     return value
 
 
-__all__ = ["BatchOptions", "BatchResult", "MarkReadClient", "Outcome", "mark_messages"]
+__all__ = ["BatchOptions", "BatchResult", "Checkpoint", "MarkReadClient", "Outcome", "mark_messages"]

@@ -16,8 +16,10 @@ import threading
 import time
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor, wait
+from itertools import chain
 from typing import TYPE_CHECKING, Any, Protocol
 
+from airflow_provider_nxcloud.batch.checkpoint import Progress
 from airflow_provider_nxcloud.batch.conversations import units_to_send
 from airflow_provider_nxcloud.batch.messages import normalise_messages
 from airflow_provider_nxcloud.batch.options import BatchOptions
@@ -31,6 +33,7 @@ from airflow_provider_nxcloud.client.errors import (
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
+    from airflow_provider_nxcloud.batch.checkpoint import Checkpoint
     from airflow_provider_nxcloud.batch.conversations import Unit
     from airflow_provider_nxcloud.batch.messages import Message, NormalisedInput
 
@@ -72,12 +75,15 @@ def mark_messages(
     *,
     business_phone: str | None = None,
     options: BatchOptions | None = None,
+    checkpoint: Checkpoint | None = None,
 ) -> BatchResult:
     """
     Validate ``messages`` (anything the operator's ``message_ids`` takes), then mark them.
 
     Invalid input raises NxCloudConfigError before any request is sent; after that nothing raises
     for a message. Messages without a business phone get ``business_phone``, else the client's.
+    With a ``checkpoint`` (``batch/checkpoint.py``), what is marked is recorded there as the batch
+    goes, and a new call with the same input sends only what an earlier one did not mark.
     """
     options = options or BatchOptions()
     batch = normalise_messages(
@@ -87,7 +93,7 @@ def mark_messages(
         fallback_business_phone=(lambda: client.business_phone) if business_phone is None else None,
         max_age_days=options.max_message_age_days,
     )
-    return run_batch(client, batch, options=options)
+    return run_batch(client, batch, options=options, checkpoint=checkpoint)
 
 
 def _mark_one(client: MarkReadClient, message: Message, options: BatchOptions) -> Outcome:
@@ -159,6 +165,7 @@ def run_batch(
     *,
     options: BatchOptions | None = None,
     progress_interval: float = PROGRESS_INTERVAL_SECONDS,
+    checkpoint: Checkpoint | None = None,
 ) -> BatchResult:
     """Mark ``batch.messages`` with ``options.max_workers`` threads sharing ``client``."""
     options = options or BatchOptions()
@@ -168,7 +175,10 @@ def run_batch(
         age = f"older than {batch.max_age_days:g} days: WhatsApp cannot mark it read"
         result.skipped.extend(Outcome(m, "skipped", None, age) for m in batch.too_old)
 
-    todo = batch.messages
+    # Those an earlier try marked are out before units are formed: a thread whose newest was
+    # marked is done, and the rest of a thread is sent as a thread of its own.
+    progress = Progress(checkpoint, batch.messages)
+    todo = progress.left
     # Too-old messages are already out: a thread's newest is its newest still markable message.
     units, result.conversations = units_to_send(todo, grouped=options.one_request_per_conversation)
     outcomes: list[Outcome | None] = [None] * len(todo)
@@ -186,10 +196,14 @@ def run_batch(
                         return
                     if _mark_unit(client, todo, units[index], outcomes, options, stop):
                         stop.set()
+                    progress.add(chain.from_iterable(units[index]), outcomes)
                 finally:
                     shares.done(index)
 
-        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="nxcloud") as pool:
+        with (
+            progress.flushing(),
+            ThreadPoolExecutor(max_workers=workers, thread_name_prefix="nxcloud") as pool,
+        ):
             futures = [pool.submit(work) for _ in range(workers)]
             try:
                 while wait(futures, timeout=progress_interval).not_done:
@@ -203,6 +217,8 @@ def run_batch(
                 future.result()
         result.requests = client.requests_sent - requests_before
 
+    result.marked.extend(progress.earlier)
+    result.marked_earlier = len(progress.earlier)
     for message, outcome in zip(todo, outcomes, strict=True):
         if outcome is None:
             result.not_attempted.append(message)
@@ -218,6 +234,8 @@ def run_batch(
                 result.abort = outcome
     result.elapsed_seconds = time.monotonic() - started
     result.rate_limit_per_second = client.rate_limit_found
+    if result.state == "success":
+        progress.clear()
     return result
 
 

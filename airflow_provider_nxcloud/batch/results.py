@@ -40,6 +40,8 @@ class BatchResult:
     requests: int = 0
     conversations: int = 0
     marked_with_newer: int = 0
+    # Of ``marked``, those an earlier try marked (read from the checkpoint): not sent again.
+    marked_earlier: int = 0
     # The rate NXCloud throttled at (requests/s), a value for ``max_requests_per_second`` next time.
     rate_limit_per_second: float | None = None
 
@@ -68,6 +70,7 @@ class BatchResult:
             "duplicates": self.duplicates,
             "requests": self.requests,
             "conversations": self.conversations,
+            "marked_earlier": self.marked_earlier,
         }
 
     def summary(self) -> str:
@@ -78,10 +81,13 @@ class BatchResult:
 
     def describe_requests(self) -> str:
         """What the task log says about requests, and how many one request per conversation saved."""
+        earlier = f"; {self.marked_earlier} marked by an earlier try, not sent again" * bool(
+            self.marked_earlier
+        )
         return (
             f"{self.requests} requests (retries included) for {self.conversations} conversations; "
             f"{self.marked_with_newer} requests saved by marking messages through a newer one of "
-            "their conversation"
+            f"their conversation{earlier}"
         )
 
     def describe_failure(self) -> str:

@@ -27,7 +27,7 @@ from airflow_provider_nxcloud.version_compat import BaseHook
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
-    from airflow_provider_nxcloud.batch import BatchResult
+    from airflow_provider_nxcloud.batch import BatchResult, Checkpoint
     from airflow_provider_nxcloud.batch.options import CodeActions
     from airflow_provider_nxcloud.client import NxCloudClient, NxCloudResponse
     from airflow_provider_nxcloud.client.config import ClientSettings
@@ -162,22 +162,23 @@ class NxCloudHook(BaseHook):
         code_actions: CodeActions | None = None,
         max_message_age_days: float | None = MAX_MESSAGE_AGE_DAYS,
         one_request_per_conversation: bool = True,
+        checkpoint: Checkpoint | None = None,
     ) -> BatchResult:
         """
         Mark many messages concurrently under this hook's rate cap; never raises for a message.
 
-        ``messages`` takes everything the operator's ``message_ids`` does, and the other arguments
-        mean what the operator's do. Invalid input raises NxCloudConfigError before any request.
+        ``messages`` and the options mean what the operator's arguments do; with a ``checkpoint``
+        (``batch/checkpoint.py``) a new call sends only what is left. Bad input raises before sending.
         """
         from airflow_provider_nxcloud.batch import mark_messages
 
         options = BatchOptions(
-            max_workers=max_workers,
-            code_actions=code_actions or {},
-            max_message_age_days=max_message_age_days,
-            one_request_per_conversation=one_request_per_conversation,
+            max_workers=max_workers, max_message_age_days=max_message_age_days,
+            code_actions=code_actions or {}, one_request_per_conversation=one_request_per_conversation,
+        )  # fmt: skip
+        return mark_messages(
+            self.client, messages, business_phone=business_phone, options=options, checkpoint=checkpoint
         )
-        return mark_messages(self.client, messages, business_phone=business_phone, options=options)
 
     def test_connection(self) -> tuple[bool, str]:
         """Check the credentials with a signed request for a message id that cannot exist."""

@@ -15,6 +15,7 @@ from airflow_provider_nxcloud.version_compat import AirflowFailException, Airflo
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
+    from airflow_provider_nxcloud.batch.checkpoint import Checkpoint
     from airflow_provider_nxcloud.batch.options import CodeActions
     from airflow_provider_nxcloud.hooks.nxcloud import NxCloudHook
     from airflow_provider_nxcloud.version_compat import Context
@@ -31,12 +32,14 @@ def _batch_options(
     code_actions: Any = None,
     one_request_per_conversation: Any = True,
     adaptive_rate: Any = None,
+    durable: Any = None,
     **_other_arguments: Any,
 ) -> BatchOptions:
     """The operator's arguments checked and turned into the batch's options: pure, no I/O."""
     if max_requests_per_second is not None:
         check_positive("max_requests_per_second", max_requests_per_second, integer=False)
     check_optional_bool("adaptive_rate", adaptive_rate)
+    check_optional_bool("durable", durable)
     return BatchOptions(
         max_workers=max_workers,
         code_actions=code_actions or {},
@@ -60,26 +63,43 @@ class MarkWhatsAppReadOperator(BaseOperator):
          "not_attempted": [ids], "counts": {...},
          "rate_limit_per_second": float}  # only when NXCloud throttled
 
-    :param message_ids: ids, records (``id``/``message_id``, ``business_phone``, ``from``,
-        ``timestamp``), webhook payloads, or an XComArg of any of these; nested lists are
-        flattened. (templated)
+    :param message_ids: ids, records (``id``/``message_id``, ``business_phone``, ``from`` or
+        ``from_user_id``, ``timestamp``, ``group_id``), webhook payloads, or an XComArg of any of
+        these; nested lists are flattened. (templated)
     :param business_phone: merchant number for records without one; default: the
         connection's ``business_phone`` extra. (templated)
     :param nxcloud_conn_id: the ``nxcloud`` connection. (templated)
     :param max_workers: requests in flight at once.
     :param max_requests_per_second: rate cap, retries included; None: the connection's
         ``max_requests_per_second`` extra, else no cap.
-    :param adaptive_rate: when NXCloud throttles (HTTP 429), slow down to just under the rate it
-        accepts; the result's ``rate_limit_per_second`` says which. None: the connection's
-        ``adaptive_rate`` extra, else on.
+    :param adaptive_rate: when NXCloud throttles (HTTP 429, or Meta's 4 and 80007 passed through
+        as 9099), slow down to just under the rate it accepts; the result's
+        ``rate_limit_per_second`` says which. Meta's 130429 slows only its business number. None:
+        the connection's ``adaptive_rate`` extra, else on.
     :param code_actions: override the policy for a code: ``"retry"``, ``"skip"`` or ``"fail"``,
         e.g. ``{9006: "skip"}``.
     :param max_message_age_days: skip (without a request) messages whose ``timestamp`` is older;
         WhatsApp cannot mark them. None disables the check.
-    :param one_request_per_conversation: records with ``from`` and ``timestamp`` are grouped by
-        (business phone, customer) and only the newest of each thread is sent (the next newest
-        if it fails for itself): WhatsApp marks the earlier messages with it. False: one request
-        per message.
+    :param one_request_per_conversation: one-to-one records with a customer (``from``, else
+        ``from_user_id``) and a ``timestamp`` are grouped by (business phone, customer), and only
+        each thread's newest second is sent (every message of it: same-second messages have no
+        known order), the next newest if those fail for themselves: WhatsApp marks the earlier
+        messages with them. Group messages (``group_id``) are always sent each on their own.
+        False: one request per message.
+    :param durable: record what is marked as the batch goes, in Airflow's task state store (3.3+),
+        so that a retry, or the next try after a killed worker, sends only what is left: at most
+        the last second or two before a kill goes out twice. The result of the try that ends the
+        task lists every message marked in any try under ``marked``; ``counts["marked_earlier"]``
+        says how many of them earlier tries marked. The checkpoint belongs to this task instance
+        and its input: when the upstream XCom changed between tries (a cleared upstream), it is
+        ignored and everything is sent. A successful try deletes it; Airflow would not by default
+        (``[state_store] clear_on_success`` is False; rows expire after ``default_retention_days``
+        and go with their DAG run), and a clear of this task alone keeps it, so a cleared task
+        that had failed sends only what is left too. None (default): on where the store exists.
+        Below Airflow 3.3 there is no store, and a try's XCom is deleted before the next try runs
+        (2.x ``clear_xcom_data``, 3.x ``xcom_keys_to_clear``), so nothing survives a try: every
+        try sends everything, as before; True there logs a warning. Re-sending is harmless (a
+        message marked twice stays read), only slower.
     """
 
     template_fields: Sequence[str] = ("message_ids", "business_phone", "nxcloud_conn_id")
@@ -97,6 +117,7 @@ class MarkWhatsAppReadOperator(BaseOperator):
         max_message_age_days: float | None = MAX_MESSAGE_AGE_DAYS,
         one_request_per_conversation: bool = True,
         adaptive_rate: bool | None = None,
+        durable: bool | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -109,6 +130,7 @@ class MarkWhatsAppReadOperator(BaseOperator):
         self.max_message_age_days = max_message_age_days
         self.one_request_per_conversation = one_request_per_conversation
         self.adaptive_rate = adaptive_rate
+        self.durable = durable
         # Bad arguments fail when the DAG file is parsed, not at 3 a.m.: the same check as at run.
         _ = self.options
 
@@ -151,6 +173,7 @@ class MarkWhatsAppReadOperator(BaseOperator):
                 self.message_ids,
                 business_phone=self.business_phone or None,
                 options=self.options,
+                checkpoint=self._checkpoint(context),
             )
         except NxCloudConfigError as error:
             # Bad input or connection settings do not heal on retry.
@@ -168,6 +191,15 @@ class MarkWhatsAppReadOperator(BaseOperator):
         if state == "failed":
             raise AirflowFailException(result.describe_failure())
         raise NxCloudTransientError(f"{result.describe_failure()} Airflow retries will try again.")
+
+    def _checkpoint(self, context: Context) -> Checkpoint | None:
+        """Airflow 3.3's task state store, which is a ``Checkpoint`` as it is (get, set, delete)."""
+        if self.durable is False:
+            return None
+        store: Checkpoint | None = context.get("task_state_store")  # type: ignore[assignment]
+        if store is None and self.durable:
+            self.log.warning("durable=True needs Airflow 3.3's task state store: every try sends everything")
+        return store
 
 
 # The arguments that make the batch's options, as ``_batch_options`` names them.

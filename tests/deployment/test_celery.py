@@ -8,7 +8,9 @@ arrival times, is the measure: the account's rate must stay within ``pool slots 
 max_requests_per_second`` however many workers there are, and reach it.
 
 Then one worker is SIGKILLed while it holds a chunk: Airflow notices the missing heartbeats and
-retries that chunk on the surviving worker; no id is lost or marked unasked.
+retries that chunk on the surviving worker; no id is lost or marked unasked, and (durable
+marking, Airflow 3.3's task state store) the retry re-sends at most the ids the killed try sent
+in its last 2 s, where it used to re-send every one.
 """
 
 from __future__ import annotations
@@ -236,8 +238,8 @@ def test_sharded_on_celery(tmp_path: Path, figure: Callable[[str, object], None]
         victim: dict[str, Any] = {}
 
         def holds_a_chunk() -> bool:
-            if len(sandbox.requests(since=before)) < RATE * 2:
-                return False  # let the chunks get going first
+            if int(sandbox.client.state(since=1 << 62)["request_count"]) - before < KILL_CHUNK_SIZE:
+                return False  # the two running chunks about halfway: a kill then has something to lose
             for ti in mapped(airflow, run_id).values():
                 if ti["state"] == "running" and ti["pid"]:
                     for name, worker in workers.items():
@@ -249,6 +251,7 @@ def test_sharded_on_celery(tmp_path: Path, figure: Callable[[str, object], None]
         airflow.components["scheduler"].wait_for("running a chunk on a worker", holds_a_chunk, timeout=300)
         dead = workers[victim["name"]]
         del airflow.components[dead.name]
+        killed_at = time.time()
         dead.stop(signal.SIGKILL)
         sent_at_kill = len(sandbox.requests(since=before))
         (survivor_name,) = set(workers) - {victim["name"]}
@@ -263,6 +266,16 @@ def test_sharded_on_celery(tmp_path: Path, figure: Callable[[str, object], None]
         totals = airflow.xcom(DAG_ID, run_id, "summarise")
         assert totals["total"] == totals["marked"] == len(killed)
         resent = sum(1 for key in killed if counts[key] > 1)
+        # The victim's chunk before the kill (its retry comes after the heartbeat timeout).
+        victim_before = [
+            r for r in sandbox.requests(since=before)
+            if int(r["message_id"].removeprefix("wamid.K")) // KILL_CHUNK_SIZE == victim["map_index"]
+            and r["received_at"] < killed_at + HEARTBEAT_TIMEOUT / 2
+        ]  # fmt: skip
+        last_two_seconds = [r for r in victim_before if r["received_at"] >= killed_at - 2.0]
+        assert resent <= len(last_two_seconds), (
+            f"{resent} ids sent twice; the killed try sent {len(last_two_seconds)} in its last 2 s"
+        )
 
         logs = home / "logs"
         assert list(logs.rglob("task_id=mark_chunk/**/*.log")), f"no task log under {logs}"
@@ -271,7 +284,9 @@ def test_sharded_on_celery(tmp_path: Path, figure: Callable[[str, object], None]
     figure(
         "SIGKILL of a worker",
         f"{victim['name']} killed holding chunk {victim['map_index']} ({sent_at_kill} requests sent); "
-        f"retried as try 2 on {survivor_name}; {len(killed)} of {len(killed)} marked, {resent} sent twice, "
+        f"retried as try 2 on {survivor_name}; {len(killed)} of {len(killed)} marked, {resent} sent twice "
+        f"(without durable: {len(victim_before)}, all the killed try sent; {len(last_two_seconds)} in its "
+        "last 2 s), "
         f"summed counts {totals['marked']}/{totals['total']}",
     )
     figure("log files with the secret", f"0 of {sum(1 for p in logs.rglob('*') if p.is_file())}")

@@ -101,6 +101,10 @@ CASES: dict[str, tuple[str, str]] = {
         "max_message_age_days=-30",
         "max_message_age_days must be a positive number, got -30",
     ),
+    "durable_text": (
+        "durable='yes'",
+        "durable must be True, False or None, got 'yes'",
+    ),
 }
 VALID = "max_workers=4, max_requests_per_second=20, code_actions={'9006': 'skip', -1: 'fail'}"
 

@@ -60,6 +60,7 @@ def test_the_hook_gets_the_operator_connection_and_rate() -> None:
         ({"max_requests_per_second": -1}, "max_requests_per_second must be a positive number, got -1"),
         ({"max_message_age_days": 0}, "max_message_age_days must be a positive number, got 0"),
         ({"code_actions": {9006: "ignore"}}, r"code_actions\[9006\]: 'ignore' is not an action"),
+        ({"durable": "yes"}, "durable must be True, False or None, got 'yes'"),
     ],
 )
 def test_bad_arguments_fail_at_construction_and_in_partial(arguments: dict[str, object], error: str) -> None:
@@ -75,3 +76,33 @@ def test_options_follow_the_attributes_as_they_are_at_run_time() -> None:
     operator.max_workers = 5
 
     assert operator.options.max_workers == 5
+
+
+class Store(dict[str, object]):
+    def set(self, key: str, value: object) -> None:
+        self[key] = value
+
+
+@pytest.mark.parametrize(
+    ("durable", "has_store", "uses_store", "warns"),
+    [
+        (None, True, True, False),  # 3.3+: on by default
+        (None, False, False, False),  # below 3.3: as before, quietly
+        (True, False, False, True),  # asked for where it cannot be: as before, said in the log
+        (False, True, False, False),  # turned off
+    ],
+)
+def test_durable_uses_the_task_state_store_where_there_is_one(
+    durable: bool | None, has_store: bool, uses_store: bool, warns: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    operator = MarkWhatsAppReadOperator(task_id="mark", message_ids=[], durable=durable)
+    warnings: list[str] = []
+    # The task log is structlog's on 3.x and logging's on 2.x: catch the call, whichever it is.
+    monkeypatch.setattr(operator.log, "warning", lambda text, *args: warnings.append(text % args))
+    store = Store()
+    context = {"task_state_store": store} if has_store else {}
+
+    checkpoint = operator._checkpoint(context)  # type: ignore[arg-type]
+
+    assert (checkpoint is store) is uses_store
+    assert any("needs Airflow 3.3's task state store" in w for w in warnings) is warns
