@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from benchmarks.common import SandboxProcess, Stopwatch, Ticker, Timed, log
+from benchmarks.report import row as report_row
 
 LATENCY_MS = 50.0
 CONN_ID = "nxcloud_bench_conversations"
@@ -211,21 +212,6 @@ def grouping_step_us_per_message(records: list[dict[str, Any]], phone: str, repe
 # -- the measures --
 
 
-def _row(
-    key: str, measure: str, how: str, result: str, target: str, passed: bool, value: float, **details: Any
-) -> dict[str, Any]:
-    return {
-        "key": key,
-        "measure": measure,
-        "how": how,
-        "result": result,
-        "target": target,
-        "passed": passed,
-        "value": value,
-        "details": details,
-    }
-
-
 def measure_conversations(quick: bool) -> list[dict[str, Any]]:
     """Both measures against one sandbox process; the caller provides AIRFLOW_HOME and NO_PROXY."""
     sizes = QUICK if quick else FULL
@@ -253,7 +239,7 @@ def measure_conversations(quick: bool) -> list[dict[str, Any]]:
         ] == len(threads)
         per_customer = sizes.messages / sizes.customers
         rows.append(
-            _row(
+            report_row(
                 "conversations_requests",
                 "requests per conversation",
                 f"{sizes.messages:,} messages from {sizes.customers:,} customers (geometric, mean "
@@ -272,7 +258,7 @@ def measure_conversations(quick: bool) -> list[dict[str, Any]]:
         ratio = grouped.timed.seconds / ungrouped.timed.seconds
         all_read = grouped.read == seeded == ungrouped.read
         rows.append(
-            _row(
+            report_row(
                 "conversations_wall_time",
                 "one request per conversation",
                 "wall time of the grouped run / the same inbox with `one_request_per_conversation=False`; "
@@ -307,7 +293,7 @@ def measure_conversations(quick: bool) -> list[dict[str, Any]]:
         step_us = grouping_step_us_per_message(worst, phone)
         cpu_ratio = cpu_on / cpu_off
         rows.append(
-            _row(
+            report_row(
                 "conversations_worst_cpu",
                 "worst case: CPU per message",
                 f"{sizes.worst_case:,} messages, each its own customer, grouped vs. not, operator defaults; "
@@ -324,7 +310,7 @@ def measure_conversations(quick: bool) -> list[dict[str, Any]]:
         )
         rate_ratio = rate_on / rate_off
         rows.append(
-            _row(
+            report_row(
                 "conversations_worst_throughput",
                 "worst case: throughput",
                 "the same runs: messages per second, grouped / not",

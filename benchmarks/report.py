@@ -46,6 +46,13 @@ class Row:
     details: dict[str, Any] = field(default_factory=dict)
 
 
+def row(
+    key: str, measure: str, how: str, result: str, target: str, passed: bool, value: float, **details: Any
+) -> dict[str, Any]:
+    """A ``Row`` as the measures that run on their own return it (``run.py`` reads it back)."""
+    return asdict(Row(key, measure, how, result, target, passed, value, details))
+
+
 def in_table_order(rows: list[Row]) -> list[Row]:
     return sorted(
         rows, key=lambda row: TABLE_ORDER.index(row.key) if row.key in TABLE_ORDER else len(TABLE_ORDER)

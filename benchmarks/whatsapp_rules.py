@@ -34,6 +34,7 @@ from benchmarks.adaptive import BURST, LIMIT, WORKERS, Run
 from benchmarks.common import SandboxProcess, Ticker, log, loopback_only, message_ids, private_airflow_home
 from benchmarks.conversations import FULL as CONVERSATION_SIZES
 from benchmarks.conversations import PHONE_KEY, QUICK, SEED, Sizes, realistic_inbox, with_group_messages
+from benchmarks.report import row as report_row
 
 LATENCY_MS = 50.0
 CONN_ID = "nxcloud_bench_whatsapp_rules"
@@ -42,21 +43,6 @@ GROUPS = 50  # the group messages are spread over this many groups
 # Two numbers, the first one limited by WhatsApp in the throttled run.
 THROTTLED_PHONE = "8613800000101"
 OTHER_PHONE = "8613800000102"
-
-
-def _row(
-    key: str, measure: str, how: str, result: str, target: str, passed: bool, value: float, **details: Any
-) -> dict[str, Any]:
-    return {
-        "key": key,
-        "measure": measure,
-        "how": how,
-        "result": result,
-        "target": target,
-        "passed": passed,
-        "value": value,
-        "details": details,
-    }
 
 
 class _XComSink:
@@ -125,7 +111,7 @@ def measure_meta_limited(sandbox: SandboxProcess, ids_count: int) -> dict[str, A
     share = run.throttled_share()
     reported = len(outcome.get("marked", []))
     passed = goodput >= 0.9 * LIMIT and share <= 0.05 and run.marked == reported == ids_count
-    return _row(
+    return report_row(
         "meta_account_limit",
         "account limit, Meta-style throttles",
         f"{ids_count:,} ids, operator defaults, `max_workers={WORKERS}`, no cap; account {LIMIT:g}/s, "
@@ -177,7 +163,7 @@ def measure_group_inbox(sandbox: SandboxProcess, sizes: Sizes) -> dict[str, Any]
         and not not_read
         and reported == {r["id"] for r in inbox}
     )
-    return _row(
+    return report_row(
         "groups_requests",
         "requests with group messages",
         f"the realistic inbox ({sizes.messages:,} messages, {sizes.customers:,} customers, seed {SEED}) "
@@ -275,7 +261,7 @@ def measure_two_numbers(sandbox: SandboxProcess, per_number: int, repeats: int) 
     ratio = throttled / free if free else 0.0
     limited_pace = max(f["throttled_per_s"] for f in figures["throttled"])
     first = figures["other_first"][0]["other_per_s"]
-    return _row(
+    return report_row(
         "numbers_throttled_one",
         "two numbers, one throttled by Meta",
         f"{per_number:,} ids on each of two business numbers, interleaved, operator defaults and "
