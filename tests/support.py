@@ -128,3 +128,35 @@ def stop_process_group(
         with contextlib.suppress(ProcessLookupError):
             os.killpg(process.pid, signal.SIGKILL)
         process.wait(timeout=grace_seconds)
+
+
+def signed_mark(
+    url: str, phone: str, message_id: str, *, secret: str | None = None
+) -> tuple[int, dict[str, Any]]:
+    """One signed ``markMessageAsRead`` sent as a client sends it, without the client's retries:
+    (HTTP status, NXCloud's answer). ``secret`` defaults to the sandbox's."""
+    import json
+    import urllib.request
+
+    from airflow_provider_nxcloud.client.api import (
+        MARK_READ_PATH,
+        READ_ACTION,
+        WHATSAPP_BIZ_TYPE,
+        mark_read_body,
+    )
+    from airflow_provider_nxcloud.client.signing import serialise_body, signed_headers
+    from airflow_provider_nxcloud.testing import DEFAULT_ACCESS_KEY, DEFAULT_ACCESS_SECRET
+
+    body = serialise_body(mark_read_body(phone, message_id))
+    headers = signed_headers(
+        access_key=DEFAULT_ACCESS_KEY,
+        action=READ_ACTION,
+        biz_type=WHATSAPP_BIZ_TYPE,
+        ts_ms=int(time.time() * 1000),
+        body=body,
+        access_secret=secret or DEFAULT_ACCESS_SECRET,
+        algorithm="md5",
+    )
+    request = urllib.request.Request(url + MARK_READ_PATH, data=body, headers=headers, method="POST")
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return response.status, json.loads(response.read())

@@ -2,23 +2,18 @@
 
 from __future__ import annotations
 
-import json
-import time
 import urllib.error
 import urllib.request
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from airflow_provider_nxcloud.client.api import MARK_READ_PATH, READ_ACTION, WHATSAPP_BIZ_TYPE, mark_read_body
-from airflow_provider_nxcloud.client.signing import serialise_body, signed_headers
 from airflow_provider_nxcloud.testing import (
-    DEFAULT_ACCESS_KEY,
-    DEFAULT_ACCESS_SECRET,
     AccountLimit,
     NxCloudSandbox,
     SandboxClient,
 )
+from tests.support import signed_mark
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -30,20 +25,7 @@ THROTTLED = (200, {"code": 9099, "message": "(#130429) Rate limit hit", "data": 
 
 
 def mark(url: str, phone: str, message_id: str) -> tuple[int, dict[str, Any]]:
-    """One signed ``markMessageAsRead`` for ``phone``, as a client sends it: (HTTP status, answer)."""
-    body = serialise_body(mark_read_body(phone, message_id))
-    headers = signed_headers(
-        access_key=DEFAULT_ACCESS_KEY,
-        action=READ_ACTION,
-        biz_type=WHATSAPP_BIZ_TYPE,
-        ts_ms=int(time.time() * 1000),
-        body=body,
-        access_secret=DEFAULT_ACCESS_SECRET,
-        algorithm="md5",
-    )
-    request = urllib.request.Request(url + MARK_READ_PATH, data=body, headers=headers, method="POST")
-    with urllib.request.urlopen(request, timeout=10) as response:
-        return response.status, json.loads(response.read())
+    return signed_mark(url, phone, message_id)
 
 
 @pytest.fixture

@@ -13,10 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from airflow_provider_nxcloud.client.api import MARK_READ_PATH, READ_ACTION, WHATSAPP_BIZ_TYPE, mark_read_body
-from airflow_provider_nxcloud.client.signing import serialise_body, signed_headers
 from airflow_provider_nxcloud.testing import (
-    DEFAULT_ACCESS_KEY,
     DEFAULT_ACCESS_SECRET,
     DEFAULT_BUSINESS_PHONE,
     META_ERRORS,
@@ -25,6 +22,7 @@ from airflow_provider_nxcloud.testing import (
     NxCloudSandbox,
     SandboxClient,
 )
+from tests.support import signed_mark
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -43,20 +41,7 @@ def record(message_id: str, customer: str, timestamp: int | None, **extra: Any) 
 
 
 def mark(url: str, message_id: str, *, secret: str = DEFAULT_ACCESS_SECRET) -> tuple[int, dict[str, Any]]:
-    """One signed ``markMessageAsRead``, as a client sends it: (HTTP status, answer)."""
-    body = serialise_body(mark_read_body(PHONE, message_id))
-    headers = signed_headers(
-        access_key=DEFAULT_ACCESS_KEY,
-        action=READ_ACTION,
-        biz_type=WHATSAPP_BIZ_TYPE,
-        ts_ms=int(time.time() * 1000),
-        body=body,
-        access_secret=secret,
-        algorithm="md5",
-    )
-    request = urllib.request.Request(url + MARK_READ_PATH, data=body, headers=headers, method="POST")
-    with urllib.request.urlopen(request, timeout=10) as response:
-        return response.status, json.loads(response.read())
+    return signed_mark(url, PHONE, message_id, secret=secret)
 
 
 def meta_answer(code: int) -> tuple[int, dict[str, Any]]:
