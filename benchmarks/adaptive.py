@@ -25,6 +25,7 @@ from typing import Any
 
 from airflow_provider_nxcloud.client.api import MARK_READ_PATH
 from benchmarks.common import SandboxProcess, Stopwatch, Ticker, log, message_ids
+from benchmarks.report import table_rows
 
 LATENCY_MS = 50.0
 WORKERS = 32
@@ -388,14 +389,6 @@ def measure_adaptive(quick: bool) -> list[dict[str, Any]]:
         os.environ[f"AIRFLOW_CONN_{CONN_ID.upper()}"] = json.dumps(fast.connection)
         rows.append(measure_unlimited(fast, 1_000 if quick else 5_000))
     return rows
-
-
-def table_rows(rows: list[dict[str, Any]]) -> str:
-    return "\n".join(
-        f"| {r['measure']} | {r['how']} | {r['result']} | {r['target']} | "
-        f"{'pass' if r['passed'] else '**MISSED**'} |"
-        for r in rows
-    )
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -29,6 +29,7 @@ from typing import Any, TextIO
 
 from benchmarks.common import SandboxProcess, Stopwatch, Ticker, Timed, log
 from benchmarks.report import row as report_row
+from benchmarks.report import table_rows
 
 LATENCY_MS = 50.0
 CONN_ID = "nxcloud_bench_conversations"
@@ -324,14 +325,6 @@ def measure_conversations(quick: bool) -> list[dict[str, Any]]:
 
 
 # -- output --
-
-
-def table_rows(rows: list[dict[str, Any]]) -> str:
-    lines = []
-    for row in rows:
-        verdict = "pass" if row["passed"] else "**MISSED**"
-        lines.append(f"| {row['measure']} | {row['how']} | {row['result']} | {row['target']} | {verdict} |")
-    return "\n".join(lines)
 
 
 def _take_stdout() -> TextIO:

@@ -53,6 +53,15 @@ def row(
     return asdict(Row(key, measure, how, result, target, passed, value, details))
 
 
+def table_rows(rows: list[dict[str, Any]]) -> str:
+    """A measure's rows as Markdown table lines, for the measures that run on their own."""
+    return "\n".join(
+        f"| {r['measure']} | {r['how']} | {r['result']} | {r['target']} | "
+        f"{'pass' if r['passed'] else '**MISSED**'} |"
+        for r in rows
+    )
+
+
 def in_table_order(rows: list[Row]) -> list[Row]:
     return sorted(
         rows, key=lambda row: TABLE_ORDER.index(row.key) if row.key in TABLE_ORDER else len(TABLE_ORDER)

@@ -35,6 +35,7 @@ from benchmarks.common import SandboxProcess, Ticker, log, loopback_only, messag
 from benchmarks.conversations import FULL as CONVERSATION_SIZES
 from benchmarks.conversations import PHONE_KEY, QUICK, SEED, Sizes, realistic_inbox, with_group_messages
 from benchmarks.report import row as report_row
+from benchmarks.report import table_rows
 
 LATENCY_MS = 50.0
 CONN_ID = "nxcloud_bench_whatsapp_rules"
@@ -298,14 +299,6 @@ def measure_whatsapp_rules(quick: bool, only: str | None = None) -> list[dict[st
             rows.append(measure_two_numbers(sandbox, 200 if quick else 600, 1 if quick else 2))
             log(f"  {rows[-1]['result']}")
     return rows
-
-
-def table_rows(rows: list[dict[str, Any]]) -> str:
-    return "\n".join(
-        f"| {r['measure']} | {r['how']} | {r['result']} | {r['target']} | "
-        f"{'pass' if r['passed'] else '**MISSED**'} |"
-        for r in rows
-    )
 
 
 def main(argv: list[str] | None = None) -> int:
