@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import time
 from typing import TYPE_CHECKING
 
@@ -140,3 +141,20 @@ def test_without_an_appkey_nothing_is_sent(
         NxCloudHook().mark_message_as_read("wamid.1", typing_indicator=True)
 
     assert nxcloud_sandbox.requests == []
+
+
+def test_the_appkey_is_never_logged(
+    nxcloud_sandbox: NxCloudSandbox, caplog: pytest.LogCaptureFixture
+) -> None:
+    nxcloud_sandbox.set_faults(
+        Faults(scripts={"wamid.log1": ["-1", "meta:130429"]}, codes={"wamid.log2": 9003})
+    )
+    caplog.set_level(logging.DEBUG)
+
+    hook = NxCloudHook(retry_wait=(0.01, 0.05))
+    result = hook.mark_messages_as_read(["wamid.log1", "wamid.log2"], typing_indicator=True, max_workers=1)
+
+    assert [r.code for r in nxcloud_sandbox.requests if r.message_id == "wamid.log1"] == [-1, 9099, 0]
+    assert caplog.records, "retries and the abort were logged"
+    assert DEFAULT_APPKEY not in caplog.text
+    assert DEFAULT_APPKEY not in repr(hook.settings) + json.dumps(result.to_dict())
