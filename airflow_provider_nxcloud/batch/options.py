@@ -1,4 +1,4 @@
-"""Pure: a batch's arguments checked once (workers, age, grouping, typing, ``code_actions``), its policy.
+"""Pure: a batch's arguments checked once (workers, age, grouping, ``code_actions``) and its policy.
 
 The operator imports this when a DAG file is parsed, to fail bad arguments then: keep it light.
 """

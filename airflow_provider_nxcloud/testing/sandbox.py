@@ -1,9 +1,9 @@
 """A local NXCloud-compatible server for tests, demos and benchmarks.
 
-It serves ``POST /api/wa/markMessageAsRead`` and ``/api/wa/typingIndicator`` with the checks of
-``state.py``, records what was marked, where "typing..." was shown and every request it saw, and
-can inject faults. A small control API under ``/_sandbox/`` lets another process (a DAG run, a
-benchmark) configure and read it.
+It serves ``POST /api/wa/markMessageAsRead`` with the checks of ``state.py``, records what was
+marked and every request it saw, and can inject faults. A small control API under
+``/_sandbox/`` lets another process (a DAG run, a benchmark) configure and read it.
+``POST /api/wa/typingIndicator`` is served alike, and ``typing_shown()`` says where it was shown.
 """
 
 from __future__ import annotations

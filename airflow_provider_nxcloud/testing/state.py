@@ -2,12 +2,13 @@
 
 Checks: required headers (1001), bizType/action (1002), the signature over the exact received
 bytes (1003), ``ts`` within 60 s of its own (skewable) clock (1004), unknown access key (1005),
-body fields (9000), known business phones (9002), a ``typingIndicator`` body's ``appkey`` (9003)
-and, when told which exist, known message ids (9099 otherwise). Seeded with inbound messages, it
-reads them as WhatsApp does (``read_ids``): marking a one-to-one message (on either endpoint)
-reads the strictly earlier ones of its conversation, a group message is read only by marking it.
-Meta's errors come back as NXCloud passes them through (9099, ``(#<code>) <Meta's text>``). Pure
-state behind one lock, the account rate limit included; ``sandbox.py`` serves it over HTTP.
+body fields (9000), known business phones (9002) and, when told which exist, known message ids
+(9099 otherwise). Seeded with inbound messages, it reads them as WhatsApp does (``read_ids``):
+marking a one-to-one message reads the strictly earlier ones of its conversation, a group
+message is read only by marking it. Meta's errors come back as NXCloud passes them through
+(9099, ``(#<code>) <Meta's text>``). Pure state behind one lock, the account rate limit
+included; ``sandbox.py`` serves it over HTTP. A ``typingIndicator`` request is checked as a
+mark-read one is, plus its body's ``appkey`` (9003), marks alike, and is kept in ``typing_shown``.
 """
 
 from __future__ import annotations
