@@ -31,6 +31,11 @@ CONN_FIELDS: dict[str, dict[str, Any]] = {
         "description": "Default merchant WhatsApp number with country code, digits only (8613800000000).",
         "schema": {"type": ["string", "null"]},
     },
+    "appkey": {
+        "label": "WhatsApp appkey",
+        "description": "The NXCloud WhatsApp application's appkey; needed only to show a typing indicator.",
+        "schema": {"type": ["string", "null"]},
+    },
     "algorithm": {
         "label": "Signature algorithm",
         "description": "md5 (NXCloud's default) or sha256.",

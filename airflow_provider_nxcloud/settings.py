@@ -102,6 +102,7 @@ def resolve_settings(
     if not isinstance(proxies, dict):
         raise NxCloudConfigError(f'{where}: proxies must be a mapping like {{"https": "http://proxy:3128"}}')
     phone = extras.get("business_phone")
+    appkey = extras.get("appkey")
     max_retries = extras.number("max_retries", minimum=0, integer=True)
     try:
         return ClientSettings(
@@ -109,6 +110,7 @@ def resolve_settings(
             access_key=str(conn.login),
             access_secret=str(conn.password),
             business_phone=str(phone).strip() if phone is not None else None,
+            appkey=(str(appkey).strip() or None) if appkey is not None else None,
             algorithm=str(extras.get("algorithm")).lower(),  # type: ignore[arg-type]  # checked there
             timeout=cast("float", extras.number("timeout", minimum=0.001)),
             verify=extras.verify(),

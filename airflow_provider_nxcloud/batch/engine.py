@@ -24,6 +24,7 @@ from airflow_provider_nxcloud.batch.conversations import units_to_send
 from airflow_provider_nxcloud.batch.messages import normalise_messages
 from airflow_provider_nxcloud.batch.options import BatchOptions
 from airflow_provider_nxcloud.batch.results import BatchResult, Outcome
+from airflow_provider_nxcloud.client.config import require_appkey
 from airflow_provider_nxcloud.client.errors import (
     NxCloudApiError,
     NxCloudConfigError,
@@ -56,10 +57,23 @@ class MarkReadClient(Protocol):
     def ready_for_threads(self, workers: int) -> None:
         """Size shared resources for ``workers`` threads; called once, before they start."""
 
+    @property
+    def appkey(self) -> str | None:
+        """The WhatsApp application's appkey; read only when the batch shows a typing indicator."""
+
     def mark_message_as_read(
-        self, message_id: str, business_phone: str | None = None, *, retry_overrides: Mapping[int, bool] = ...
+        self,
+        message_id: str,
+        business_phone: str | None = None,
+        *,
+        typing_indicator: bool = ...,
+        retry_overrides: Mapping[int, bool] = ...,
     ) -> object:
-        """Mark one message; raise ``NxCloudApiError`` (with ``.code``) for anything but code 0."""
+        """
+        Mark one message, with ``typing_indicator=True`` also showing "typing..."; raise
+        ``NxCloudApiError`` (with ``.code``) for anything but code 0. ``typing_indicator`` is
+        passed only when True, so a client written before it works while the batch shows none.
+        """
 
     def cancel(self) -> None:
         """Stop retrying at once (the task is being killed)."""
@@ -96,10 +110,11 @@ def mark_messages(
     return run_batch(client, batch, options=options, checkpoint=checkpoint)
 
 
-def _mark_one(client: MarkReadClient, message: Message, options: BatchOptions) -> Outcome:
+def _mark_one(client: MarkReadClient, message: Message, options: BatchOptions, *, typing: bool) -> Outcome:
+    indicator: dict[str, bool] = {"typing_indicator": True} if typing else {}
     try:
         client.mark_message_as_read(
-            message.message_id, message.business_phone, retry_overrides=options.retry_overrides
+            message.message_id, message.business_phone, retry_overrides=options.retry_overrides, **indicator
         )
     except NxCloudApiError as error:
         status = options.decide(error.code, transient=isinstance(error, NxCloudTransientError))
@@ -109,7 +124,7 @@ def _mark_one(client: MarkReadClient, message: Message, options: BatchOptions) -
     except Exception as error:
         # A bug or an unforeseen library error: keep the message accounted for, not lost.
         return Outcome(message, "failed", None, f"unexpected {type(error).__name__}: {error}")
-    return Outcome(message, "marked", 0)
+    return Outcome(message, "marked", 0, typing_indicator=typing)
 
 
 def _mark_unit(
@@ -129,14 +144,22 @@ def _mark_unit(
     unread and retryable; when all failed or were skipped for themselves (a deleted message,
     9000, a code the user maps to skip or fail), the next tier is sent. An abort, here or in
     another thread, leaves the rest of the thread ``not_attempted``: nothing was sent for them.
+
+    With ``options.typing_indicator`` the unit's requests carry the indicator until one marks:
+    the thread's newest message shows "typing..." once, before the reply that answers it. Of a
+    tier of same-second messages only the first carries it (one indicator, one reply: the rest
+    are still each marked, plainly); the next carries it only if that one was not marked, and so
+    on into an older tier sent because the newer failed for itself.
     """
+    typing = options.typing_indicator
     for position, tier in enumerate(unit):
         marked: Outcome | None = None
         transient: Outcome | None = None
         for index in tier:
             if stop.is_set() and (position or index != tier[0]):
                 return False
-            outcome = outcomes[index] = _mark_one(client, todo[index], options)
+            outcome = outcomes[index] = _mark_one(client, todo[index], options, typing=typing)
+            typing = typing and outcome.status != "marked"
             if outcome.status == "aborted":
                 return True
             if outcome.status == "marked":
@@ -169,6 +192,8 @@ def run_batch(
 ) -> BatchResult:
     """Mark ``batch.messages`` with ``options.max_workers`` threads sharing ``client``."""
     options = options or BatchOptions()
+    if options.typing_indicator:
+        require_appkey(client.appkey)  # a configuration error, before any request
     started = time.monotonic()
     result = BatchResult(duplicates=batch.duplicates)
     if batch.too_old:  # never with max_age_days None (no age check), which ``:g`` cannot format
@@ -226,6 +251,7 @@ def run_batch(
             result.marked.append(message)
             if outcome.via is not None:
                 result.marked_with_newer += 1
+            result.typing_indicators += outcome.typing_indicator
         elif outcome.status == "skipped":
             result.skipped.append(outcome)
         else:

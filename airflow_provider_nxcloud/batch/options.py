@@ -68,6 +68,8 @@ class BatchOptions:
     code_actions: Mapping[int, CodeAction] = field(default_factory=dict)
     max_message_age_days: float | None = MAX_MESSAGE_AGE_DAYS
     one_request_per_conversation: bool = True
+    # Each unit's first marked request also shows "typing..." (``typingIndicator``).
+    typing_indicator: bool = False
 
     def __post_init__(self) -> None:
         check_positive("max_workers", self.max_workers, integer=True)
@@ -78,6 +80,8 @@ class BatchOptions:
                 "one_request_per_conversation must be True or False, got "
                 f"{self.one_request_per_conversation!r}"
             )
+        if not isinstance(self.typing_indicator, bool):
+            raise NxCloudConfigError(f"typing_indicator must be True or False, got {self.typing_indicator!r}")
         object.__setattr__(self, "code_actions", validate_code_actions(self.code_actions))
 
     @cached_property

@@ -22,6 +22,8 @@ class Outcome:
     reason: str = ""
     # Marked without a request of its own: by this newer message of its conversation.
     via: Message | None = None
+    # Marked by a ``typingIndicator`` request: the customer saw "typing...".
+    typing_indicator: bool = False
 
 
 @dataclass
@@ -44,6 +46,8 @@ class BatchResult:
     marked_earlier: int = 0
     # The rate NXCloud throttled at (requests/s), a value for ``max_requests_per_second`` next time.
     rate_limit_per_second: float | None = None
+    # Requests that marked their message and showed the customer "typing..." (at most one a unit).
+    typing_indicators: int = 0
 
     @property
     def total(self) -> int:
@@ -71,6 +75,7 @@ class BatchResult:
             "requests": self.requests,
             "conversations": self.conversations,
             "marked_earlier": self.marked_earlier,
+            "typing_indicators": self.typing_indicators,
         }
 
     def summary(self) -> str:

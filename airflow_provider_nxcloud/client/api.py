@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 DEFAULT_BASE_URL = "https://api2.nxcloud.com"
 
 MARK_READ_PATH = "/api/wa/markMessageAsRead"
+# Marks a message read and shows the customer "typing..." (until the reply, or 25 s); its answer
+# means what a mark-read answer means.
+TYPING_INDICATOR_PATH = "/api/wa/typingIndicator"
 WHATSAPP_BIZ_TYPE = "2"
 READ_ACTION = "read"
 # NXCloud refuses a ``ts`` further than this from its clock (code 1004).
@@ -26,6 +29,16 @@ def mark_read_body(business_phone: str, message_id: str) -> dict[str, str]:
         "messaging_product": "whatsapp",
         "message_id": message_id,
         "status": "read",
+    }
+
+
+def typing_indicator_body(appkey: str, business_phone: str, message_id: str) -> dict[str, Any]:
+    """The body of ``typingIndicator``: the mark-read body plus the application's ``appkey`` and
+    ``typing_indicator`` (``text`` is the only type); every field is required."""
+    return {
+        "appkey": appkey,
+        **mark_read_body(business_phone, message_id),
+        "typing_indicator": {"type": "text"},
     }
 
 

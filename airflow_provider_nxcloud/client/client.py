@@ -12,10 +12,12 @@ from airflow_provider_nxcloud.client.api import (
     DEFAULT_BASE_URL,
     MARK_READ_PATH,
     READ_ACTION,
+    TYPING_INDICATOR_PATH,
     WHATSAPP_BIZ_TYPE,
     classify,
     is_auth_code,
     mark_read_body,
+    typing_indicator_body,
 )
 from airflow_provider_nxcloud.client.config import (
     DEFAULT_ADAPTIVE_RATE,
@@ -25,6 +27,7 @@ from airflow_provider_nxcloud.client.config import (
     DEFAULT_TIMEOUT,
     DEFAULT_VERIFY,
     ClientSettings,
+    require_appkey,
 )
 from airflow_provider_nxcloud.client.errors import (
     NxCloudApiError,
@@ -61,6 +64,7 @@ class NxCloudClient:
     :param access_secret: NXCloud's accessSecret; it signs requests and is never sent.
     :param base_url: the API's base URL; https, or http to a loopback sandbox.
     :param business_phone: default merchant WhatsApp number (digits with country code).
+    :param appkey: the NXCloud WhatsApp application's appkey; needed only for the typing indicator.
     :param algorithm: ``md5`` or ``sha256`` signatures.
     :param timeout: connect and read timeout of each request, in seconds.
     :param verify: verify TLS certificates (or a CA bundle path).
@@ -80,6 +84,7 @@ class NxCloudClient:
         access_secret: str,
         base_url: str = DEFAULT_BASE_URL,
         business_phone: str | None = None,
+        appkey: str | None = None,
         algorithm: Algorithm = DEFAULT_ALGORITHM,
         timeout: float = DEFAULT_TIMEOUT,
         verify: bool | str = DEFAULT_VERIFY,
@@ -103,6 +108,7 @@ class NxCloudClient:
             adaptive_rate=adaptive_rate,
             max_retries=max_retries,
             retry_wait=retry_wait,
+            appkey=appkey,
         )
         self._setup(settings, logger or logging.getLogger(__name__))
 
@@ -146,6 +152,10 @@ class NxCloudClient:
     @property
     def business_phone(self) -> str | None:
         return self.settings.business_phone
+
+    @property
+    def appkey(self) -> str | None:
+        return self.settings.appkey
 
     @property
     def requests_sent(self) -> int:
@@ -213,18 +223,28 @@ class NxCloudClient:
         message_id: str,
         business_phone: str | None = None,
         *,
+        typing_indicator: bool = False,
         retry_overrides: Mapping[int, bool] = _NO_OVERRIDES,
     ) -> NxCloudResponse:
-        """Mark one inbound WhatsApp message (and the earlier ones of its conversation) as read."""
+        """
+        Mark one inbound WhatsApp message (and the earlier ones of its conversation) as read.
+
+        ``typing_indicator=True`` also shows the customer that the business is typing, until it
+        replies or 25 s pass (NXCloud's ``typingIndicator``; it needs the client's ``appkey``).
+        Meta's advice: show it only when a reply follows. The answer means what a mark-read
+        answer means: the same codes, retries and throttles.
+        """
         phone = business_phone or self.settings.business_phone
         if not phone:
             raise NxCloudConfigError("business_phone is not set: pass it, or set the client's business_phone")
+        body: dict[str, Any]
+        if typing_indicator:
+            path = TYPING_INDICATOR_PATH
+            body = typing_indicator_body(require_appkey(self.settings.appkey), phone, message_id)
+        else:
+            path, body = MARK_READ_PATH, mark_read_body(phone, message_id)
         return self.call(
-            MARK_READ_PATH,
-            action=READ_ACTION,
-            biz_type=WHATSAPP_BIZ_TYPE,
-            body=mark_read_body(phone, message_id),
-            retry_overrides=retry_overrides,
+            path, action=READ_ACTION, biz_type=WHATSAPP_BIZ_TYPE, body=body, retry_overrides=retry_overrides
         )
 
     def _attempt(

@@ -37,6 +37,16 @@ def check_optional_bool(name: str, value: Any) -> None:
         raise NxCloudConfigError(f"{name} must be True, False or None, got {value!r}")
 
 
+def require_appkey(appkey: str | None) -> str:
+    """The appkey the typing indicator needs, or the one-line error naming where it goes."""
+    if not appkey:
+        raise NxCloudConfigError(
+            "typing_indicator=True needs the NXCloud WhatsApp application's appkey: set the "
+            "connection's appkey extra (or the client's appkey)"
+        )
+    return appkey
+
+
 def _is_loopback(hostname: str) -> bool:
     if hostname.lower() in _LOOPBACK_NAMES:
         return True
@@ -75,6 +85,9 @@ class ClientSettings:
     adaptive_rate: bool
     max_retries: int
     retry_wait: tuple[float, float]
+    # The WhatsApp application's appkey, for the typing indicator only. An identifier NXCloud puts
+    # in request bodies, not a secret, but kept out of reprs (and so out of logs) all the same.
+    appkey: str | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         if not self.access_key:

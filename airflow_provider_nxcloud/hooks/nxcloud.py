@@ -41,7 +41,7 @@ class NxCloudHook(BaseHook):
     Signed access to NXCloud's HTTP API through an Airflow connection of type ``nxcloud``.
 
     Connection: login = access key, password = access secret, host = API base URL (empty:
-    ``https://api2.nxcloud.com``). Extras: ``business_phone``, ``algorithm``, ``timeout``,
+    ``https://api2.nxcloud.com``). Extras: ``business_phone``, ``appkey``, ``algorithm``, ``timeout``,
     ``verify``, ``max_requests_per_second``, ``adaptive_rate``, ``max_retries``, ``proxies``.
     Each argument given here overrides the extra of its name and means what the same argument of
     :class:`~airflow_provider_nxcloud.client.NxCloudClient` does; that client, which ``client``
@@ -149,9 +149,14 @@ class NxCloudHook(BaseHook):
         """Send one signed POST to an NXCloud endpoint; see ``NxCloudClient.call``."""
         return self.client.call(path, action=action, biz_type=biz_type, body=body)
 
-    def mark_message_as_read(self, message_id: str, business_phone: str | None = None) -> NxCloudResponse:
-        """Mark one inbound WhatsApp message (and the earlier ones of its conversation) as read."""
-        return self.client.mark_message_as_read(message_id, business_phone)
+    def mark_message_as_read(
+        self, message_id: str, business_phone: str | None = None, *, typing_indicator: bool = False
+    ) -> NxCloudResponse:
+        """
+        Mark one inbound WhatsApp message (and the earlier ones of its conversation) as read;
+        ``typing_indicator=True`` also shows "typing..." (needs the ``appkey`` extra).
+        """
+        return self.client.mark_message_as_read(message_id, business_phone, typing_indicator=typing_indicator)
 
     def mark_messages_as_read(
         self,
@@ -162,6 +167,7 @@ class NxCloudHook(BaseHook):
         code_actions: CodeActions | None = None,
         max_message_age_days: float | None = MAX_MESSAGE_AGE_DAYS,
         one_request_per_conversation: bool = True,
+        typing_indicator: bool = False,
         checkpoint: Checkpoint | None = None,
     ) -> BatchResult:
         """
@@ -175,6 +181,7 @@ class NxCloudHook(BaseHook):
         options = BatchOptions(
             max_workers=max_workers, max_message_age_days=max_message_age_days,
             code_actions=code_actions or {}, one_request_per_conversation=one_request_per_conversation,
+            typing_indicator=typing_indicator,
         )  # fmt: skip
         return mark_messages(
             self.client, messages, business_phone=business_phone, options=options, checkpoint=checkpoint

@@ -31,6 +31,7 @@ def _batch_options(
     max_message_age_days: Any = MAX_MESSAGE_AGE_DAYS,
     code_actions: Any = None,
     one_request_per_conversation: Any = True,
+    typing_indicator: Any = False,
     adaptive_rate: Any = None,
     durable: Any = None,
     **_other_arguments: Any,
@@ -45,6 +46,7 @@ def _batch_options(
         code_actions=code_actions or {},
         max_message_age_days=max_message_age_days,
         one_request_per_conversation=one_request_per_conversation,
+        typing_indicator=typing_indicator,
     )
 
 
@@ -86,6 +88,12 @@ class MarkWhatsAppReadOperator(BaseOperator):
         known order), the next newest if those fail for themselves: WhatsApp marks the earlier
         messages with them. Group messages (``group_id``) are always sent each on their own.
         False: one request per message.
+    :param typing_indicator: also show each customer that the business is typing, through
+        NXCloud's ``typingIndicator`` (it marks read as well; the customer sees "typing..." until
+        the reply, or 25 s). It goes with each unit's first request that marks: a thread's
+        newest message (one of a same-second tie), a bare id's or group message's own.
+        ``counts["typing_indicators"]`` says how many were shown. Needs the connection's
+        ``appkey`` extra (checked before any request). Meta's advice: only when a reply follows.
     :param durable: record what is marked as the batch goes, in Airflow's task state store (3.3+),
         so that a retry, or the next try after a killed worker, sends only what is left: at most
         the last second or two before a kill goes out twice. The result of the try that ends the
@@ -116,6 +124,7 @@ class MarkWhatsAppReadOperator(BaseOperator):
         code_actions: CodeActions | None = None,
         max_message_age_days: float | None = MAX_MESSAGE_AGE_DAYS,
         one_request_per_conversation: bool = True,
+        typing_indicator: bool = False,
         adaptive_rate: bool | None = None,
         durable: bool | None = None,
         **kwargs: Any,
@@ -129,6 +138,7 @@ class MarkWhatsAppReadOperator(BaseOperator):
         self.code_actions = code_actions
         self.max_message_age_days = max_message_age_days
         self.one_request_per_conversation = one_request_per_conversation
+        self.typing_indicator = typing_indicator
         self.adaptive_rate = adaptive_rate
         self.durable = durable
         # Bad arguments fail when the DAG file is parsed, not at 3 a.m.: the same check as at run.

@@ -10,6 +10,7 @@ from airflow_provider_nxcloud.testing.inbox import seed_inbox
 from airflow_provider_nxcloud.testing.sandbox import (
     DEFAULT_ACCESS_KEY,
     DEFAULT_ACCESS_SECRET,
+    DEFAULT_APPKEY,
     DEFAULT_BUSINESS_PHONE,
     FAULT_KINDS,
     META_ERRORS,
@@ -23,6 +24,7 @@ from airflow_provider_nxcloud.testing.sandbox import (
 __all__ = [
     "DEFAULT_ACCESS_KEY",
     "DEFAULT_ACCESS_SECRET",
+    "DEFAULT_APPKEY",
     "DEFAULT_BUSINESS_PHONE",
     "FAULT_KINDS",
     "META_ERRORS",

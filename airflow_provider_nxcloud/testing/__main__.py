@@ -12,6 +12,7 @@ from typing import NoReturn, get_args
 from airflow_provider_nxcloud.testing.sandbox import (
     DEFAULT_ACCESS_KEY,
     DEFAULT_ACCESS_SECRET,
+    DEFAULT_APPKEY,
     DEFAULT_BUSINESS_PHONE,
     FAULT_KINDS,
     AccountLimit,
@@ -34,6 +35,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=0, help="0 picks a free port")
     parser.add_argument("--access-key", default=DEFAULT_ACCESS_KEY)
     parser.add_argument("--access-secret", default=DEFAULT_ACCESS_SECRET)
+    parser.add_argument("--appkey", default=DEFAULT_APPKEY, help="the appkey typingIndicator bodies carry")
     parser.add_argument("--business-phone", action="append", help="repeatable; known merchant numbers")
     parser.add_argument("--message-ids-file", help="one existing id per line; default: any well-formed id")
     parser.add_argument(
@@ -80,6 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     sandbox = NxCloudSandbox(
         access_key=args.access_key,
         access_secret=args.access_secret,
+        appkey=args.appkey,
         business_phones=args.business_phone or [DEFAULT_BUSINESS_PHONE],
         message_ids=message_ids,
         host=args.host,

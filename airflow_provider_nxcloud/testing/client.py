@@ -34,6 +34,11 @@ class SandboxClient:
         marked: dict[str, list[str]] = self.state(since=1 << 62)["marked"]
         return {m for phone, ids in marked.items() if business_phone in (None, phone) for m in ids}
 
+    def typing_shown(self, business_phone: str | None = None) -> list[str]:
+        """The ids a ``typingIndicator`` request marked, once per request (see ``NxCloudSandbox``)."""
+        shown: list[list[str]] = self.state(since=1 << 62)["typing_shown"]
+        return [m for phone, m in shown if business_phone in (None, phone)]
+
     def read_ids(self, business_phone: str | None = None) -> set[str]:
         """What customers see as read: the ids marked and the earlier ones of their conversations."""
         query = f"?{urllib.parse.urlencode({'business_phone': business_phone})}" if business_phone else ""

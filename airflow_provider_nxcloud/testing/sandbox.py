@@ -3,6 +3,7 @@
 It serves ``POST /api/wa/markMessageAsRead`` with the checks of ``state.py``, records what was
 marked and every request it saw, and can inject faults. A small control API under
 ``/_sandbox/`` lets another process (a DAG run, a benchmark) configure and read it.
+``POST /api/wa/typingIndicator`` is served alike, and ``typing_shown()`` says where it was shown.
 """
 
 from __future__ import annotations
@@ -16,10 +17,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
 
-from airflow_provider_nxcloud.client.api import MARK_READ_PATH
+from airflow_provider_nxcloud.client.api import MARK_READ_PATH, TYPING_INDICATOR_PATH
 from airflow_provider_nxcloud.testing.state import (
     DEFAULT_ACCESS_KEY,
     DEFAULT_ACCESS_SECRET,
+    DEFAULT_APPKEY,
     DEFAULT_BUSINESS_PHONE,
     FAULT_KINDS,
     META_ERRORS,
@@ -42,6 +44,7 @@ if TYPE_CHECKING:
 __all__ = [
     "DEFAULT_ACCESS_KEY",
     "DEFAULT_ACCESS_SECRET",
+    "DEFAULT_APPKEY",
     "DEFAULT_BUSINESS_PHONE",
     "FAULT_KINDS",
     "MARK_READ_PATH",
@@ -126,10 +129,10 @@ class _Handler(BaseHTTPRequestHandler):
             self.server.sandbox.reset()
             self._reply_json({"ok": True})
             return
-        if path != MARK_READ_PATH:
+        if path not in {MARK_READ_PATH, TYPING_INDICATOR_PATH}:
             self._reply_json({"code": 404, "message": "Not found", "data": None}, 404)
             return
-        self._mark_read(raw)
+        self._mark_read(raw, path)
 
     def _configure(self, document: dict[str, Any]) -> None:
         sandbox = self.server.sandbox
@@ -145,7 +148,8 @@ class _Handler(BaseHTTPRequestHandler):
             sandbox.set_rate_limit(AccountLimit(**limit) if limit is not None else None)
         self._reply_json({"ok": True})
 
-    def _mark_read(self, raw: bytes) -> None:
+    def _mark_read(self, raw: bytes, path: str) -> None:
+        """Either endpoint: ``typingIndicator`` is checked and marks as mark-read does, and shows typing."""
         received_at = time.time()
         state = self.server.state
         headers = {name: value for name, value in self.headers.items()}
@@ -172,18 +176,18 @@ class _Handler(BaseHTTPRequestHandler):
         elif meta_kind is not None or fault not in {"drop", "500", "503", "429", "html", RATE_LIMITED}:
             if fault == "slow":
                 time.sleep(state.faults.slow_seconds)
-            code, message, body = state.verify(self.headers, raw)
+            code, message, body = state.verify(self.headers, raw, path)
             if code == 0 and meta_kind is not None:
                 code, message = meta_error(meta_kind)
             elif meta_kind is not None:
                 fault = None  # NXCloud refused it first: WhatsApp's answer never came
             elif code == 0 and body is not None:
-                state.mark(body["business_phone"], body["message_id"])
+                state.mark(body["business_phone"], body["message_id"], typing=path == TYPING_INDICATOR_PATH)
         # Recorded before answering: once a client has its answer, the log already shows it.
         state.record(
             RequestRecord(
                 received_at=received_at,
-                path=MARK_READ_PATH,
+                path=path,
                 headers=headers,
                 body=raw.decode("utf-8", errors="replace"),
                 code=code,
@@ -246,6 +250,8 @@ class NxCloudSandbox:
         one-to-one message reads those of its conversation (business phone, customer) strictly
         earlier in whole seconds, not one of the same second; a group message is read only when
         marked itself, and marking it reads nothing else.
+    :param appkey: the WhatsApp application's appkey ``typingIndicator`` bodies must carry (9003
+        otherwise); ``connection_json()`` and ``client()`` give it.
     :param clock_skew_ms: how far the sandbox clock is ahead of the host's.
     :param faults: injected faults (``Faults``), Meta's errors among them (``"meta:130429"``...,
         answered as code 9099 with Meta's ``(#<code>) <text>``).
@@ -268,6 +274,7 @@ class NxCloudSandbox:
         record_requests: bool = True,
         inbound: Iterable[InboundMessage | Mapping[str, Any]] = (),
         rate_limit: AccountLimit | None = None,
+        appkey: str = DEFAULT_APPKEY,
     ) -> None:
         self.state = SandboxState(
             access_key=access_key,
@@ -279,6 +286,7 @@ class NxCloudSandbox:
             record_requests=record_requests,
             inbound=_inbound(inbound),
             rate_limit=rate_limit,
+            appkey=appkey,
         )
         self._address = (host, port)
         self._server: _Server | None = None
@@ -327,7 +335,11 @@ class NxCloudSandbox:
                 "host": self.url,
                 "login": self.state.access_key,
                 "password": self.state.access_secret,
-                "extra": {"business_phone": sorted(self.state.business_phones)[0], **extra},
+                "extra": {
+                    "business_phone": sorted(self.state.business_phones)[0],
+                    "appkey": self.state.appkey,
+                    **extra,
+                },
             }
         )
 
@@ -343,6 +355,7 @@ class NxCloudSandbox:
             "access_secret": self.state.access_secret,
             "base_url": self.url,
             "business_phone": sorted(self.state.business_phones)[0],
+            "appkey": self.state.appkey,
             "retry_wait": (0.01, 0.05),
         }
         return NxCloudClient(**{**defaults, **arguments})
@@ -364,10 +377,11 @@ class NxCloudSandbox:
         self.state.add_inbound(_inbound(messages))
 
     def reset(self) -> None:
-        """Forget marks, requests and faults (keeps credentials, phones, ids, inbound messages and the
-        rate limit)."""
+        """Forget marks, typing shown, requests and faults (keeps credentials, phones, ids, inbound
+        messages and the rate limit)."""
         with self.state.lock:
             self.state.mark_counts.clear()
+            self.state.typing_shown.clear()
             self.state.read_before.clear()
             self.state.requests.clear()
             self.state.faults_injected.clear()
@@ -383,6 +397,12 @@ class NxCloudSandbox:
         """The ids a request marked read (not those read through a newer one: ``read_ids``)."""
         with self.state.lock:
             return {m for (p, m) in self.state.mark_counts if business_phone in (None, p)}
+
+    def typing_shown(self, business_phone: str | None = None) -> list[str]:
+        """The ids a ``typingIndicator`` request marked, once per request, in the order answered:
+        each is a "typing..." the customer saw."""
+        with self.state.lock:
+            return [m for (p, m) in self.state.typing_shown if business_phone in (None, p)]
 
     @property
     def mark_counts(self) -> dict[tuple[str, str], int]:

@@ -7,7 +7,8 @@ body fields (9000), known business phones (9002) and, when told which exist, kno
 marking a one-to-one message reads the strictly earlier ones of its conversation, a group
 message is read only by marking it. Meta's errors come back as NXCloud passes them through
 (9099, ``(#<code>) <Meta's text>``). Pure state behind one lock, the account rate limit
-included; ``sandbox.py`` serves it over HTTP.
+included; ``sandbox.py`` serves it over HTTP. A ``typingIndicator`` request is checked as a
+mark-read one is, plus its body's ``appkey`` (9003), marks alike, and is kept in ``typing_shown``.
 """
 
 from __future__ import annotations
@@ -20,7 +21,15 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, get_args
 
-from airflow_provider_nxcloud.client.api import READ_ACTION, TS_WINDOW_MS, WHATSAPP_BIZ_TYPE, mark_read_body
+from airflow_provider_nxcloud.client.api import (
+    MARK_READ_PATH,
+    READ_ACTION,
+    TS_WINDOW_MS,
+    TYPING_INDICATOR_PATH,
+    WHATSAPP_BIZ_TYPE,
+    mark_read_body,
+    typing_indicator_body,
+)
 from airflow_provider_nxcloud.client.signing import ALGORITHMS, SIGNED_HEADERS, compute_sign
 
 if TYPE_CHECKING:
@@ -29,6 +38,8 @@ if TYPE_CHECKING:
 DEFAULT_ACCESS_KEY = "sandbox-access-key"
 DEFAULT_ACCESS_SECRET = "sandbox-access-secret"
 DEFAULT_BUSINESS_PHONE = "8613800000000"
+# The WhatsApp application's appkey that ``typingIndicator`` bodies must carry.
+DEFAULT_APPKEY = "sandbox-appkey"
 # What a WhatsApp message id can look like (wamid.<base64>); anything else is a 9000.
 _WELL_FORMED_ID = re.compile(r"^[A-Za-z0-9._=+/:-]{1,512}$")
 # Meta's error codes and the titles Meta writes in its ``message`` as ``(#<code>) <title>``; NXCloud
@@ -215,9 +226,11 @@ class SandboxState:
         record_requests: bool,
         inbound: Iterable[InboundMessage] = (),
         rate_limit: AccountLimit | None = None,
+        appkey: str = DEFAULT_APPKEY,
     ) -> None:
         self.access_key = access_key
         self.access_secret = access_secret
+        self.appkey = appkey
         self.business_phones = set(business_phones)
         self.message_ids = set(message_ids) if message_ids is not None else None
         self.clock_skew_ms = clock_skew_ms
@@ -226,6 +239,8 @@ class SandboxState:
         self.lock = threading.Lock()
         self.random = random.Random(self.faults.seed)
         self.mark_counts: dict[tuple[str, str], int] = {}
+        # (phone, id) of each message a ``typingIndicator`` request marked, in order: "typing..." shown.
+        self.typing_shown: list[tuple[str, str]] = []
         self.requests: list[RequestRecord] = []
         self.faults_injected: dict[str, int] = {}
         # Seeded messages by (phone, id).
@@ -320,8 +335,10 @@ class SandboxState:
                 return kind
         return None
 
-    def verify(self, headers: HeaderMessage, raw: bytes) -> tuple[int, str, dict[str, Any] | None]:
-        """NXCloud's checks, in order; returns (code, message, parsed body)."""
+    def verify(
+        self, headers: HeaderMessage, raw: bytes, path: str = MARK_READ_PATH
+    ) -> tuple[int, str, dict[str, Any] | None]:
+        """NXCloud's checks of a request to ``path``, in order; returns (code, message, parsed body)."""
         required = (*SIGNED_HEADERS, "sign")
         missing = [name for name in required if not headers.get(name)]
         if missing:
@@ -349,14 +366,22 @@ class SandboxState:
             return 9000, "Parameter exception: body is not JSON", None
         if not isinstance(body, dict):
             return 9000, "Parameter exception: body is not an object", None
-        expected_body = mark_read_body(str(body.get("business_phone")), str(body.get("message_id")))
+        phone, message_id = str(body.get("business_phone")), str(body.get("message_id"))
+        expected_body: dict[str, Any] = (
+            typing_indicator_body(str(body.get("appkey")), phone, message_id)
+            if path == TYPING_INDICATOR_PATH
+            else mark_read_body(phone, message_id)
+        )
         for name, value in expected_body.items():
-            if not isinstance(body.get(name), str) or not body[name]:
+            given = body.get(name)
+            if not given or (isinstance(value, str) and not isinstance(given, str)):
                 return 9000, f"Parameter exception: {name} is required", body
-            if body[name] != value:
+            if given != value:
                 return 9000, f"Parameter exception: {name} must be {value!r}", body
         if body["business_phone"] not in self.business_phones:
             return 9002, "Merchant phone number error", body
+        if path == TYPING_INDICATOR_PATH and body["appkey"] != self.appkey:
+            return 9003, "Application does not exist or is unavailable: appkey", body
         message_id = body["message_id"]
         if not _WELL_FORMED_ID.match(message_id):
             return 9000, "Parameter exception: message_id", body
@@ -370,10 +395,12 @@ class SandboxState:
             return injected, f"Injected code {injected}", body
         return 0, "Request succeeded", body
 
-    def mark(self, business_phone: str, message_id: str) -> None:
+    def mark(self, business_phone: str, message_id: str, *, typing: bool = False) -> None:
         with self.lock:
             key = (business_phone, message_id)
             self.mark_counts[key] = self.mark_counts.get(key, 0) + 1
+            if typing:
+                self.typing_shown.append(key)
             message = self.inbound.get(key)
             conversation = message.conversation if message is not None else None
             if message is not None and conversation is not None and message.timestamp is not None:
@@ -395,6 +422,7 @@ class SandboxState:
             return {
                 "marked": marked,
                 "mark_counts": [[p, m, n] for (p, m), n in self.mark_counts.items()],
+                "typing_shown": [[p, m] for p, m in self.typing_shown],
                 "faults_injected": dict(self.faults_injected),
                 "request_count": len(self.requests),
                 "requests": [asdict(r) for r in self.requests[since:]],

@@ -34,9 +34,9 @@ SQLITE_FORMS = [form for form in INBOX_FORMS if "sqlite" in form]
 
 @pytest.fixture
 def docs_sandbox() -> Iterator[NxCloudSandbox]:
-    """A sandbox that accepts the docs' placeholder credentials and business phone."""
+    """A sandbox that accepts the docs' placeholder credentials, appkey and business phone."""
     with NxCloudSandbox(
-        access_key="ACCESS_KEY", access_secret="ACCESS_SECRET", business_phones=[PHONE]
+        access_key="ACCESS_KEY", access_secret="ACCESS_SECRET", business_phones=[PHONE], appkey="APPKEY"
     ) as sb:
         yield sb
 
@@ -69,6 +69,9 @@ def test_nxcloud_connection_form(
 
     assert response.code == 0
     assert docs_sandbox.marked_ids(PHONE) == {"wamid.docs"}
+    if "appkey" in form:  # the form the typing indicator needs: it shows one
+        NxCloudHook().mark_message_as_read("wamid.typing", business_phone=PHONE, typing_indicator=True)
+        assert docs_sandbox.typing_shown(PHONE) == ["wamid.typing"]
 
 
 @pytest.mark.parametrize("command", [block.code for block in CLI_BLOCKS], ids=[b.where for b in CLI_BLOCKS])

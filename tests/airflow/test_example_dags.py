@@ -33,9 +33,10 @@ def test_every_example_dag_imports_without_errors(airflow_db: Path) -> None:
     bag = dag_bag(dag_folder=str(DAGS_FOLDER))
 
     assert bag.import_errors == {}
-    assert {"example_nxcloud_mark_read", "example_nxcloud_reconcile", "example_nxcloud_sharded"} <= set(
-        bag.dag_ids
-    )
+    assert {
+        "example_nxcloud_mark_read", "example_nxcloud_reconcile", "example_nxcloud_sharded",
+        "example_nxcloud_typing_reply",
+    } <= set(bag.dag_ids)  # fmt: skip
 
 
 # Parses each example in a fresh interpreter (warnings fire once per process) and lists the
@@ -143,7 +144,7 @@ def test_sharded_backlog_is_mapped_in_chunks_and_summed(
     assert nxcloud_sandbox.marked_ids() == {f"wamid.rec{i}" for i in range(12)} | {"wamid.gone"}
     assert result.xcom("summarise") == {
         "total": 14, "marked": 13, "skipped": 1, "failed": 0, "not_attempted": 0, "duplicates": 0,
-        "requests": 13, "conversations": 0, "marked_earlier": 0,
+        "requests": 13, "conversations": 0, "marked_earlier": 0, "typing_indicators": 0,
     }  # fmt: skip
 
 
@@ -225,3 +226,20 @@ def test_reconcile_leaves_throttled_rows_for_the_next_run_which_reads_them(
     assert sandbox.read_ids() >= THROTTLED_READABLE
     assert second.task_state("mark_read") == "success"
     assert {m: rows[m] for m in read_first} == {m: first[m] for m in read_first}, "read rows untouched"
+
+
+def test_the_reply_pipeline_shows_typing_once_per_customer_then_replies(
+    run_dag, nxcloud_sandbox: NxCloudSandbox
+) -> None:
+    result = run_dag("example_nxcloud_typing_reply")
+
+    assert result.state == "success"
+    assert [request.path for request in nxcloud_sandbox.requests] == ["/api/wa/typingIndicator"] * 2
+    assert sorted(nxcloud_sandbox.typing_shown(PHONE)) == [
+        "wamid.HBgLMTU1NTAwMDAwMDEVAgASGBQzQUI0",  # 15550001's newest
+        "wamid.HBgLMTU1NTAwMDAwMDIVAgASGBQzQUI1",
+    ]
+    assert result.xcom("mark_read_typing")["counts"]["marked"] == 3
+    assert result.xcom("send_replies") == dict.fromkeys(
+        ["15550001", "15550002"], "Thank you, we are looking into it."
+    )

@@ -25,7 +25,7 @@ def test_ids_from_upstream_task_are_all_marked(run_dag, nxcloud_sandbox: NxCloud
     assert sorted(outcome["marked"]) == ["wamid.up1", "wamid.up2", "wamid.up3"]
     assert outcome["counts"] == {
         "total": 3, "marked": 3, "skipped": 0, "failed": 0, "not_attempted": 0, "duplicates": 1,
-        "requests": 3, "conversations": 0, "marked_earlier": 0,
+        "requests": 3, "conversations": 0, "marked_earlier": 0, "typing_indicators": 0,
     }  # fmt: skip
     assert result.xcom("record")["counts"]["marked"] == 3
 
@@ -116,3 +116,40 @@ def test_a_thread_is_marked_with_one_request_and_the_opt_out_sends_each(
     assert grouped.xcom("mark_one_each")["counts"]["requests"] == 6
     assert sorted(grouped.xcom("mark")["marked"]) == sorted(grouped.xcom("mark_one_each")["marked"])
     assert nxcloud_sandbox.read_ids() == {r["id"] for r in conversation_records()}
+
+
+def test_typing_indicator_shows_once_per_customer_and_marks_all(
+    run_dag, nxcloud_sandbox: NxCloudSandbox
+) -> None:
+    records = load_dag_module("operator_scenarios").typing_records()
+    nxcloud_sandbox.add_inbound(records)
+
+    result = run_dag("operator_scenarios", dag_id="nx_typing")
+
+    assert result.task_state("mark") == "success"
+    paths = [request.path for request in nxcloud_sandbox.requests]
+    assert paths == ["/api/wa/typingIndicator"] * 2, "no markMessageAsRead: the indicator reads too"
+    assert sorted(nxcloud_sandbox.typing_shown()) == ["wamid.typing10", "wamid.typing20"]
+    assert nxcloud_sandbox.read_ids() == {r["id"] for r in records}
+    counts = result.xcom("mark")["counts"]
+    assert (counts["marked"], counts["requests"], counts["typing_indicators"]) == (6, 2, 2)
+
+
+def test_typing_indicator_without_an_appkey_fails_before_any_request(
+    run_dag,
+    nxcloud_sandbox: NxCloudSandbox,
+    monkeypatch: pytest.MonkeyPatch,
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    connection = json.loads(nxcloud_sandbox.connection_json())
+    del connection["extra"]["appkey"]
+    monkeypatch.setenv("AIRFLOW_CONN_NXCLOUD_NO_APPKEY", json.dumps(connection))
+
+    result = run_dag("operator_scenarios", dag_id="nx_typing_no_appkey")
+
+    assert result.task_state("mark") == "failed"
+    assert result.try_number("mark") == 1, "a configuration error does not consume Airflow retries"
+    assert nxcloud_sandbox.requests == []
+    task_output = "".join(capfd.readouterr())
+    assert "typing_indicator=True needs the NXCloud WhatsApp application's appkey" in task_output
+    assert "set the connection's appkey extra" in task_output

@@ -31,6 +31,7 @@ if TYPE_CHECKING:
 
 EXTRA_FIELD_LABELS = {
     "business_phone": "Business phone",
+    "appkey": "WhatsApp appkey",
     "algorithm": "Signature algorithm",
     "timeout": "Timeout (seconds)",
     "verify": "Verify TLS certificate",
@@ -41,11 +42,13 @@ EXTRA_FIELD_LABELS = {
 RELABELS = {"host": "API base URL", "login": "Access Key", "password": "Access Secret"}
 FLASK_NO_LOGIN_PAGE_ERROR = "Cannot set properties of undefined (setting 'autocomplete')"
 BUSINESS_PHONE = "8613912345678"
+APPKEY = "ui-appkey-1"
 WRONG_SECRET = "not-the-sandbox-secret"
 INVALID_SIGNATURE = "NXCloud refused the credentials: NXCloud code 1003 (HTTP 200): Invalid signature"
 # What the hook makes of the saved form: the extras typed, the two edited ones set.
 RESOLVED = {
     "business_phone": BUSINESS_PHONE,
+    "appkey": APPKEY,
     "algorithm": "sha256",
     "timeout": 30.0,
     "verify": True,
@@ -97,6 +100,7 @@ def test_hook_meta_describes_the_nxcloud_form(api_server: ApiServer) -> None:
         # defaults but the checkbox's (the hook applies its own defaults to empty fields).
         assert types == {
             "business_phone": "string",
+            "appkey": "string",
             "algorithm": "string",
             "timeout": "string",
             "verify": "boolean",
@@ -109,6 +113,7 @@ def test_hook_meta_describes_the_nxcloud_form(api_server: ApiServer) -> None:
     # 3.2+: conn-fields; the JSON Schema type picks the widget: text, select, number, switch.
     assert types == {
         "business_phone": "string",
+        "appkey": "string",
         "algorithm": "string",
         "timeout": "number",
         "verify": "boolean",
@@ -119,6 +124,7 @@ def test_hook_meta_describes_the_nxcloud_form(api_server: ApiServer) -> None:
     assert extra["algorithm"]["schema"]["enum"] == ["md5", "sha256"]
     assert values == {
         "business_phone": None,
+        "appkey": None,
         "algorithm": "md5",
         "timeout": 30,
         "verify": True,
@@ -169,6 +175,7 @@ def _fill_react_form(page: Page, api_server: ApiServer, sandbox: NxCloudSandbox,
     expect(dialog.locator("#element_business_phone")).to_be_visible()
 
     dialog.locator("#element_business_phone").fill(BUSINESS_PHONE)
+    dialog.locator("#element_appkey").fill(APPKEY)
     if AIRFLOW_VERSION >= (3, 2):  # conn-fields' enum: a select
         _pick_option(page, dialog.get_by_role("combobox", name="Signature algorithm"), "sha256")
         expect(dialog.locator("input[name=element_algorithm]")).to_have_value("sha256")
@@ -243,6 +250,7 @@ def _fill_flask_form(page: Page, api_server: ApiServer, sandbox: NxCloudSandbox,
     page.locator("#login").fill(sandbox.state.access_key)
     page.locator("#password").fill(sandbox.state.access_secret)
     page.locator("#extra__nxcloud__business_phone").fill(BUSINESS_PHONE)
+    page.locator("#extra__nxcloud__appkey").fill(APPKEY)
     page.locator("#extra__nxcloud__algorithm").fill("sha256")
     page.screenshot(path=artifacts_dir / "connection-form.png", animations="disabled")
 
@@ -282,13 +290,13 @@ def test_add_connection_through_the_form(api_server: ApiServer, page: Page, arti
         assert stored["password"] == sandbox.state.access_secret
         if AIRFLOW_2:  # the Flask form stores what was filled in (empty text fields left out)
             assert stored["extra"] == {
-                "business_phone": BUSINESS_PHONE, "algorithm": "sha256", "verify": True,
+                "business_phone": BUSINESS_PHONE, "appkey": APPKEY, "algorithm": "sha256", "verify": True,
                 "adaptive_rate": True, "max_retries": None,
             }  # fmt: skip
         elif AIRFLOW_VERSION >= (3, 2):  # untouched fields saved with their defaults
             assert stored["extra"] == {
-                "business_phone": BUSINESS_PHONE, "algorithm": "sha256", "timeout": 30, "verify": True,
-                "max_requests_per_second": None, "adaptive_rate": True, "max_retries": 5,
+                "business_phone": BUSINESS_PHONE, "appkey": APPKEY, "algorithm": "sha256", "timeout": 30,
+                "verify": True, "max_requests_per_second": None, "adaptive_rate": True, "max_retries": 5,
             }  # fmt: skip
         assert {name: stored["settings"][name] for name in RESOLVED} == RESOLVED
 

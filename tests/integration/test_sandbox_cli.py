@@ -21,11 +21,10 @@ if TYPE_CHECKING:
 
 def test_cli_prints_a_usable_connection_and_stops_on_ctrl_c(monkeypatch: pytest.MonkeyPatch) -> None:
     process = subprocess.Popen(
-        [sys.executable, "-m", "airflow_provider_nxcloud.testing", "--port", "0", "--business-phone", "861"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+        [sys.executable, "-m", "airflow_provider_nxcloud.testing", "--port", "0", "--business-phone", "861",
+         "--appkey", "app-cli"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
     try:
         assert process.stdout is not None
         listening = process.stdout.readline()  # blocks until the server is up (it prints after binding)
@@ -34,11 +33,14 @@ def test_cli_prints_a_usable_connection_and_stops_on_ctrl_c(monkeypatch: pytest.
         name, _, value = ready.strip().partition("=")
         assert name == "AIRFLOW_CONN_NXCLOUD_DEFAULT"
         connection = value.strip("'")
-        assert json.loads(connection)["extra"] == {"business_phone": "861"}
+        assert json.loads(connection)["extra"] == {"business_phone": "861", "appkey": "app-cli"}
 
         monkeypatch.setenv("AIRFLOW_CONN_NXCLOUD_DEFAULT", connection)
         assert NxCloudHook().mark_message_as_read("wamid.cli").code == 0
-        assert SandboxClient(json.loads(connection)["host"]).marked_ids() == {"wamid.cli"}
+        assert NxCloudHook().mark_message_as_read("wamid.cli2", typing_indicator=True).code == 0
+        control = SandboxClient(json.loads(connection)["host"])
+        assert control.marked_ids() == {"wamid.cli", "wamid.cli2"}
+        assert control.typing_shown() == ["wamid.cli2"]
 
         process.send_signal(signal.SIGINT)
         assert process.wait(timeout=10) == 0

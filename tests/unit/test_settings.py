@@ -134,3 +134,27 @@ def test_secret_is_not_in_settings_repr(monkeypatch: pytest.MonkeyPatch) -> None
     )
 
     assert "hush-42" not in repr(settings)
+
+
+def _with_extra(**extra: str) -> str:
+    return json.dumps({"conn_type": "nxcloud", "login": "k", "password": "s", "extra": extra})
+
+
+@pytest.mark.parametrize(
+    ("value", "appkey"),
+    [
+        (_with_extra(appkey=" ak-1 "), "ak-1"),
+        ("nxcloud://k:s@api2.nxcloud.com?appkey=ak-2", "ak-2"),
+        (_with_extra(extra__nxcloud__appkey="ak-3"), "ak-3"),  # as Airflow 2's form stores it
+        (_with_extra(appkey=""), None),  # a form field left blank
+        ("nxcloud://k:s@api2.nxcloud.com", None),
+    ],
+)
+def test_appkey_is_an_optional_extra_kept_out_of_the_repr(
+    monkeypatch: pytest.MonkeyPatch, value: str, appkey: str | None
+) -> None:
+    settings = settings_for(monkeypatch, value)
+
+    assert settings.appkey == appkey
+    if appkey is not None:
+        assert appkey not in repr(settings)

@@ -117,3 +117,38 @@ with DAG("nx_conversations", **NO_SCHEDULE) as nx_conversations:
             task_id="mark_one_each", message_ids=messages, one_request_per_conversation=False
         )
     )
+
+
+def typing_records() -> list[dict[str, Any]]:
+    """Two customers with 3 messages each, a minute apart, as webhook records."""
+    now = int(time.time())
+    return [
+        {
+            "id": f"wamid.typing{customer}{n}",
+            "business_phone": "8613800000000",
+            "from": f"1555000{customer}",
+            "timestamp": now - 60 * n,
+        }
+        for customer in (1, 2)
+        for n in range(3)
+    ]
+
+
+with DAG("nx_typing", **NO_SCHEDULE) as nx_typing:
+
+    @task
+    def typing_inbox() -> list[dict[str, Any]]:
+        return typing_records()
+
+    MarkWhatsAppReadOperator(task_id="mark", message_ids=typing_inbox(), typing_indicator=True)
+
+
+with DAG("nx_typing_no_appkey", **NO_SCHEDULE) as nx_typing_no_appkey:
+    MarkWhatsAppReadOperator(
+        task_id="mark",
+        message_ids=["wamid.noappkey1", "wamid.noappkey2"],
+        nxcloud_conn_id="nxcloud_no_appkey",
+        typing_indicator=True,
+        retries=3,
+        retry_delay=timedelta(seconds=0),
+    )

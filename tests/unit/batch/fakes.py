@@ -38,9 +38,12 @@ class FakeClient:
     business_phone = PHONE
     rate_limit_found = None  # never throttled
 
-    def __init__(self, codes: dict[str, int] | None = None) -> None:
+    def __init__(self, codes: dict[str, int] | None = None, *, appkey: str | None = "app-1") -> None:
         self.codes = codes or {}
+        self.appkey = appkey
         self.sent: list[str] = []
+        # The ids sent with the typing indicator, in order.
+        self.typing: list[str] = []
         self.sent_keys: list[tuple[str, str | None]] = []
         self._requests = 0
         self._lock = threading.Lock()
@@ -60,12 +63,15 @@ class FakeClient:
         message_id: str,
         business_phone: str | None = None,
         *,
+        typing_indicator: bool = False,
         retry_overrides: Mapping[int, bool] = NO_OVERRIDES,
     ) -> object:
         code = self.codes.get(message_id, 0)
         transient = retry_overrides.get(code, classify(code).meaning == "transient")
         with self._lock:
             self.sent.append(message_id)
+            if typing_indicator:
+                self.typing.append(message_id)
             self.sent_keys.append((message_id, business_phone))
             self._requests += 1 + RETRIES if transient else 1
         if code == 0:

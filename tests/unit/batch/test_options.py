@@ -108,6 +108,6 @@ def test_result_dict_lists_every_message_once() -> None:
         "not_attempted": ["n"],
         "counts": {
             "total": 4, "marked": 1, "skipped": 1, "failed": 1, "not_attempted": 1, "duplicates": 2,
-            "requests": 3, "conversations": 1, "marked_earlier": 0,
+            "requests": 3, "conversations": 1, "marked_earlier": 0, "typing_indicators": 0,
         },
     }  # fmt: skip

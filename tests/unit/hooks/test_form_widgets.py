@@ -31,6 +31,7 @@ def test_form_widgets_match_the_conn_fields() -> None:
     kinds = {name: type(field) for name, field in fields.items()}
     assert kinds == {
         "business_phone": StringField,
+        "appkey": StringField,
         "algorithm": StringField,
         "timeout": StringField,
         "verify": BooleanField,

@@ -31,8 +31,8 @@ def test_provider_metadata_and_legacy_form_come_from_one_definition() -> None:
     assert conn_type["connection-type"] == "nxcloud"
     assert conn_type["hook-class-name"] == "airflow_provider_nxcloud.hooks.nxcloud.NxCloudHook"
     assert conn_type["conn-fields"] is CONN_FIELDS
-    assert set(CONN_FIELDS) == {"business_phone", "algorithm", "timeout", "verify", "max_requests_per_second",
-                                "adaptive_rate", "max_retries"}  # fmt: skip
+    assert set(CONN_FIELDS) == {"business_phone", "appkey", "algorithm", "timeout", "verify",
+                                "max_requests_per_second", "adaptive_rate", "max_retries"}  # fmt: skip
     behaviour = NxCloudHook.get_ui_field_behaviour()
     assert behaviour["hidden_fields"] == UI_FIELD_BEHAVIOUR["hidden-fields"] == ["port", "schema"]
     assert behaviour["relabeling"] == {

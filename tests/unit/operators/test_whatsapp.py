@@ -61,6 +61,7 @@ def test_the_hook_gets_the_operator_connection_and_rate() -> None:
         ({"max_message_age_days": 0}, "max_message_age_days must be a positive number, got 0"),
         ({"code_actions": {9006: "ignore"}}, r"code_actions\[9006\]: 'ignore' is not an action"),
         ({"durable": "yes"}, "durable must be True, False or None, got 'yes'"),
+        ({"typing_indicator": "yes"}, "typing_indicator must be True or False, got 'yes'"),
     ],
 )
 def test_bad_arguments_fail_at_construction_and_in_partial(arguments: dict[str, object], error: str) -> None:
