@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from airflow_provider_nxcloud.batch.checkpoint import Checkpoint
     from airflow_provider_nxcloud.batch.conversations import Unit
     from airflow_provider_nxcloud.batch.messages import Message, NormalisedInput
+    from airflow_provider_nxcloud.client.api import CodeKey
 
 PROGRESS_INTERVAL_SECONDS = 10.0
 
@@ -57,7 +58,11 @@ class MarkReadClient(Protocol):
         """Size shared resources for ``workers`` threads; called once, before they start."""
 
     def mark_message_as_read(
-        self, message_id: str, business_phone: str | None = None, *, retry_overrides: Mapping[int, bool] = ...
+        self,
+        message_id: str,
+        business_phone: str | None = None,
+        *,
+        retry_overrides: Mapping[CodeKey, bool] = ...,
     ) -> object:
         """Mark one message; raise ``NxCloudApiError`` (with ``.code``) for anything but code 0."""
 
@@ -102,8 +107,9 @@ def _mark_one(client: MarkReadClient, message: Message, options: BatchOptions) -
             message.message_id, message.business_phone, retry_overrides=options.retry_overrides
         )
     except NxCloudApiError as error:
-        status = options.decide(error.code, transient=isinstance(error, NxCloudTransientError))
-        return Outcome(message, status, error.code, str(error))
+        transient = isinstance(error, NxCloudTransientError)
+        status = options.decide(error.code, transient=transient, meta_code=error.meta_code)
+        return Outcome(message, status, error.code, str(error), meta_code=error.meta_code)
     except NxCloudConfigError as error:
         return Outcome(message, "aborted", None, str(error))
     except Exception as error:
@@ -154,7 +160,9 @@ def _mark_unit(
                 f"transiently ({transient.reason})"
             )
             for other in older:
-                outcomes[other] = Outcome(todo[other], "retryable", transient.code, reason)
+                outcomes[other] = Outcome(
+                    todo[other], "retryable", transient.code, reason, meta_code=transient.meta_code
+                )
             return False
     return False
 
