@@ -219,3 +219,22 @@ def test_an_account_limit_answered_as_documented_130429_is_found(limited_sandbox
     assert {r.code for r in throttled} <= {9099}
     assert len(throttled) <= 0.15 * len(requests), f"{len(throttled)} of {len(requests)} throttled"
     assert len(ids) / elapsed >= 0.6 * LIMIT, f"{len(ids) / elapsed:.1f}/s against a {LIMIT:g}/s limit"
+
+
+def test_older_messages_left_unsent_behind_a_meta_throttle_carry_its_code(
+    nxcloud_sandbox: NxCloudSandbox,
+) -> None:
+    nxcloud_sandbox.set_faults(Faults(codes={"wamid.new": "meta:130429"}))
+    now = int(time.time())
+    thread = [
+        {"id": "wamid.old", "from": "15550001", "timestamp": now - 60},
+        {"id": "wamid.new", "from": "15550001", "timestamp": now},
+    ]
+
+    result = mark_messages(nxcloud_sandbox.client(max_retries=1), thread)
+
+    assert {(o.message.message_id, o.status, o.meta_code) for o in result.failed} == {
+        ("wamid.new", "retryable", 130429),
+        ("wamid.old", "retryable", 130429),
+    }
+    assert result.describe_failure().startswith("2 messages failed: Meta 130429 x 2.")
