@@ -203,7 +203,9 @@ def limited_sandbox(code_as: MetaCodeAs) -> Iterator[NxCloudSandbox]:
 
 def test_an_account_limit_answered_as_documented_130429_is_found(limited_sandbox: NxCloudSandbox) -> None:
     # benchmarks/whatsapp_rules.py measures this at full size (1,200 ids) against the >= 0.9x,
-    # <= 5 % target; here a smaller batch, and loose bounds for a shared machine.
+    # <= 5 % target. Here a smaller batch and loose bounds for a shared machine: the 32 workers'
+    # first burst against a burst of 5 is 11-15 % of this batch's requests before any limiter
+    # knows of a limit (measured), so the share is counted from the 2nd second on (0-1 %).
     ids = [f"wamid.lim{n}" for n in range(240)]
 
     started = time.monotonic()
@@ -215,10 +217,13 @@ def test_an_account_limit_answered_as_documented_130429_is_found(limited_sandbox
     assert result.state == "success", result.describe_failure()
     assert limited_sandbox.marked_ids() == set(ids)
     requests = limited_sandbox.requests
-    throttled = [r for r in requests if r.fault == "rate_limit"]
-    assert {r.code for r in throttled} <= {9099}
-    assert len(throttled) <= 0.15 * len(requests), f"{len(throttled)} of {len(requests)} throttled"
-    assert len(ids) / elapsed >= 0.6 * LIMIT, f"{len(ids) / elapsed:.1f}/s against a {LIMIT:g}/s limit"
+    first = min(r.received_at for r in requests)
+    steady = [r for r in requests if r.received_at - first >= 2.0]
+    throttled = [r for r in steady if r.fault == "rate_limit"]
+    assert {r.code for r in requests if r.fault == "rate_limit"} == {9099}
+    assert len(throttled) <= 0.05 * len(steady), f"{len(throttled)} of {len(steady)} throttled from the 2nd s"
+    # Measured 28-38/s with three other test runs on the machine.
+    assert len(ids) / elapsed >= 0.5 * LIMIT, f"{len(ids) / elapsed:.1f}/s against a {LIMIT:g}/s limit"
 
 
 def test_older_messages_left_unsent_behind_a_meta_throttle_carry_its_code(
