@@ -90,8 +90,8 @@ META_TRANSIENT: dict[int, str] = {
 }
 # Meta's errors that are this message's own: what they tell the user.
 META_HINTS: dict[int, str] = {
-    131009: "WhatsApp does not know this message id (deleted, outgoing, or not this number's)",
-    100: "WhatsApp rejected a parameter of the request (the message id?)",
+    131009: "WhatsApp does not know this message id: deleted, outgoing, or not this number's",
+    100: "WhatsApp rejected a parameter of the request, most likely the message id",
 }
 
 # What an answer means for the message it was sent for:
