@@ -1,7 +1,8 @@
 """NXCloud's wire facts: paths, headers, bodies, response codes, and what each code means.
 
-``classify`` is the one place that decides what an answer's code means; the client retries by it
-and the batch turns it into a message's status. Shared with the sandbox, which speaks the same wire.
+``classify`` is the one place that decides what an answer's code means (for a 9099, by Meta's code
+that ``read_meta_error`` finds); the client retries by it and the batch turns it into a message's
+status. Shared with the sandbox, which speaks the same wire.
 """
 
 from __future__ import annotations
