@@ -134,7 +134,8 @@ def signed_mark(
     url: str, phone: str, message_id: str, *, secret: str | None = None
 ) -> tuple[int, dict[str, Any]]:
     """One signed ``markMessageAsRead`` sent as a client sends it, without the client's retries:
-    (HTTP status, NXCloud's answer). ``secret`` defaults to the sandbox's."""
+    (HTTP status, NXCloud's answer). ``secret`` defaults to the sandbox's. A Meta error's
+    ``fbtrace_id``, new on every answer, is checked present and replaced by ``TRACE_ID``."""
     import json
     import urllib.request
 
@@ -159,4 +160,13 @@ def signed_mark(
     )
     request = urllib.request.Request(url + MARK_READ_PATH, data=body, headers=headers, method="POST")
     with urllib.request.urlopen(request, timeout=10) as response:
-        return response.status, json.loads(response.read())
+        status, document = response.status, json.loads(response.read())
+    error = (document.get("data") or {}).get("error")
+    if isinstance(error, dict):
+        assert isinstance(error.get("fbtrace_id"), str) and error["fbtrace_id"], "a Meta error has a trace id"
+        error["fbtrace_id"] = TRACE_ID
+    return status, document
+
+
+# What ``signed_mark`` puts in place of a Meta error's fbtrace_id.
+TRACE_ID = "<fbtrace_id>"

@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     from airflow_provider_nxcloud.batch.checkpoint import Checkpoint
     from airflow_provider_nxcloud.batch.conversations import Unit
     from airflow_provider_nxcloud.batch.messages import Message, NormalisedInput
+    from airflow_provider_nxcloud.client.api import CodeKey
 
 PROGRESS_INTERVAL_SECONDS = 10.0
 
@@ -67,7 +68,7 @@ class MarkReadClient(Protocol):
         business_phone: str | None = None,
         *,
         typing_indicator: bool = ...,
-        retry_overrides: Mapping[int, bool] = ...,
+        retry_overrides: Mapping[CodeKey, bool] = ...,
     ) -> object:
         """
         Mark one message, with ``typing_indicator=True`` also showing "typing..."; raise
@@ -117,8 +118,9 @@ def _mark_one(client: MarkReadClient, message: Message, options: BatchOptions, *
             message.message_id, message.business_phone, retry_overrides=options.retry_overrides, **indicator
         )
     except NxCloudApiError as error:
-        status = options.decide(error.code, transient=isinstance(error, NxCloudTransientError))
-        return Outcome(message, status, error.code, str(error))
+        transient = isinstance(error, NxCloudTransientError)
+        status = options.decide(error.code, transient=transient, meta_code=error.meta_code)
+        return Outcome(message, status, error.code, str(error), meta_code=error.meta_code)
     except NxCloudConfigError as error:
         return Outcome(message, "aborted", None, str(error))
     except Exception as error:
@@ -177,7 +179,9 @@ def _mark_unit(
                 f"transiently ({transient.reason})"
             )
             for other in older:
-                outcomes[other] = Outcome(todo[other], "retryable", transient.code, reason)
+                outcomes[other] = Outcome(
+                    todo[other], "retryable", transient.code, reason, meta_code=transient.meta_code
+                )
             return False
     return False
 

@@ -10,7 +10,13 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, Literal
 
-from airflow_provider_nxcloud.client.api import classify
+from airflow_provider_nxcloud.client.api import (
+    META_KEY_PREFIX,
+    CodeKey,
+    classify,
+    meta_key,
+    setting_for,
+)
 from airflow_provider_nxcloud.client.config import check_positive
 from airflow_provider_nxcloud.client.errors import NxCloudConfigError
 
@@ -22,9 +28,10 @@ MAX_WORKERS = 8
 # WhatsApp marks messages read within 30 days of receipt; older ones are skipped unsent.
 MAX_MESSAGE_AGE_DAYS = 30.0
 
-# What a user may ask for a code in ``code_actions``.
+# What a user may ask for a code in ``code_actions``: keyed by NXCloud code (9006), or by Meta
+# code for a 9099 (``"meta:131009"``), which wins over a 9099 key.
 CodeAction = Literal["retry", "skip", "fail"]
-CodeActions = Mapping[int, CodeAction]
+CodeActions = Mapping[CodeKey, CodeAction]
 
 CODE_ACTIONS: dict[CodeAction, Status] = {"retry": "retryable", "skip": "skipped", "fail": "failed"}
 # A final answer's meaning (``api.classify``) -> its message's status, unless ``code_actions`` says.
@@ -36,7 +43,28 @@ STATUS_OF_MEANING: dict[Meaning, Status] = {
 }
 
 
-def validate_code_actions(code_actions: Any) -> dict[int, CodeAction]:
+def _code_key(key: Any) -> CodeKey:
+    """A ``code_actions`` key as the batch looks it up: an int, or ``"meta:<digits>"``."""
+    if isinstance(key, str) and key.strip().lower().startswith(META_KEY_PREFIX):
+        digits = key.strip()[len(META_KEY_PREFIX) :].strip()
+        if not digits.isdigit():
+            raise NxCloudConfigError(
+                f'code_actions: key {key!r} is not a Meta code; use "meta:" and digits, like "meta:131009"'
+            )
+        return meta_key(int(digits))
+    # Keys arrive as strings from JSON params and templated configs: "9006" means 9006.
+    code = int(key) if isinstance(key, str) and key.strip().lstrip("-").isdigit() else key
+    if isinstance(code, bool) or not isinstance(code, int):
+        raise NxCloudConfigError(
+            f'code_actions: key {code!r} is not an NXCloud code; use ints like 9006, or "meta:131009" '
+            "for a Meta code"
+        )
+    if code == 0:
+        raise NxCloudConfigError("code_actions: code 0 means marked and cannot be overridden")
+    return code
+
+
+def validate_code_actions(code_actions: Any) -> dict[CodeKey, CodeAction]:
     """Check a user's ``code_actions``; one-line errors naming the key and the fix."""
     if code_actions is None:
         return {}
@@ -44,17 +72,12 @@ def validate_code_actions(code_actions: Any) -> dict[int, CodeAction]:
         raise NxCloudConfigError(
             f'code_actions must be a dict like {{9006: "skip"}}, got {type(code_actions).__name__}'
         )
-    validated: dict[int, CodeAction] = {}
+    validated: dict[CodeKey, CodeAction] = {}
     for key, action in code_actions.items():
-        # Keys arrive as strings from JSON params and templated configs: "9006" means 9006.
-        code = int(key) if isinstance(key, str) and key.strip().lstrip("-").isdigit() else key
-        if isinstance(code, bool) or not isinstance(code, int):
-            raise NxCloudConfigError(f"code_actions: key {code!r} is not an NXCloud code; use ints like 9006")
-        if code == 0:
-            raise NxCloudConfigError("code_actions: code 0 means marked and cannot be overridden")
+        code = _code_key(key)
         if action not in CODE_ACTIONS:
             raise NxCloudConfigError(
-                f"code_actions[{code}]: {action!r} is not an action; use 'retry', 'skip' or 'fail'"
+                f"code_actions[{code!r}]: {action!r} is not an action; use 'retry', 'skip' or 'fail'"
             )
         validated[code] = action
     return validated
@@ -65,7 +88,7 @@ class BatchOptions:
     """A batch's arguments, checked on creation: the operator builds one when a DAG file is parsed."""
 
     max_workers: int = MAX_WORKERS
-    code_actions: Mapping[int, CodeAction] = field(default_factory=dict)
+    code_actions: CodeActions = field(default_factory=dict)
     max_message_age_days: float | None = MAX_MESSAGE_AGE_DAYS
     one_request_per_conversation: bool = True
     # Each unit's first marked request also shows "typing..." (``typingIndicator``).
@@ -85,14 +108,15 @@ class BatchOptions:
         object.__setattr__(self, "code_actions", validate_code_actions(self.code_actions))
 
     @cached_property
-    def retry_overrides(self) -> dict[int, bool]:
-        """For the client: the codes the user asked to retry (True) or not to retry (False)."""
+    def retry_overrides(self) -> dict[CodeKey, bool]:
+        """For the client: the codes (and Meta codes) the user asked to retry (True) or not (False)."""
         return {code: action == "retry" for code, action in self.code_actions.items()}
 
-    def decide(self, code: int | None, *, transient: bool) -> Status:
+    def decide(self, code: int | None, *, transient: bool, meta_code: int | None = None) -> Status:
         """What one final answer (after the client's own retries) means for its message."""
-        if code is not None and code in self.code_actions:
-            return CODE_ACTIONS[self.code_actions[code]]
+        action = setting_for(self.code_actions, code, meta_code)
+        if action is not None:
+            return CODE_ACTIONS[action]
         if transient:
             return "retryable"
-        return STATUS_OF_MEANING[classify(code).meaning]
+        return STATUS_OF_MEANING[classify(code, meta=meta_code).meaning]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -24,6 +25,13 @@ class Outcome:
     via: Message | None = None
     # Marked by a ``typingIndicator`` request: the customer saw "typing...".
     typing_indicator: bool = False
+    # Meta's code, when NXCloud passed a Meta error on (code 9099).
+    meta_code: int | None = None
+
+    @property
+    def cause(self) -> str:
+        """What the answer was, for grouping failures: ``Meta 130429``, ``code 9000``."""
+        return f"Meta {self.meta_code}" if self.meta_code is not None else f"code {self.code}"
 
 
 @dataclass
@@ -78,11 +86,18 @@ class BatchResult:
             "typing_indicators": self.typing_indicators,
         }
 
+    def failures_by_cause(self) -> str:
+        """The failures grouped by what was answered, most first: ``Meta 130429 x 931, code 9000 x 2``."""
+        causes = Counter(outcome.cause for outcome in self.failed)
+        return ", ".join(f"{cause} x {count}" for cause, count in causes.most_common())
+
     def summary(self) -> str:
         counts = self.counts()
         shown = ("marked", "skipped", "failed", "not_attempted", "duplicates")
-        text = ", ".join(f"{counts[k]} {k.replace('_', ' ')}" for k in shown)
-        return f"{counts['total']} messages: {text}"
+        parts = [f"{counts[k]} {k.replace('_', ' ')}" for k in shown]
+        if self.failed:
+            parts[2] += f" ({self.failures_by_cause()})"
+        return f"{counts['total']} messages: {', '.join(parts)}"
 
     def describe_requests(self) -> str:
         """What the task log says about requests, and how many one request per conversation saved."""
@@ -103,14 +118,11 @@ class BatchResult:
                 f"Stopped sending after code {first.code} for message {first.message.message_id} "
                 f"(business phone {first.message.business_phone}): {first.reason}. {self.summary()}."
             )
-        codes: dict[int | None, int] = {}
-        for outcome in self.failed:
-            codes[outcome.code] = codes.get(outcome.code, 0) + 1
         example = self.failed[0] if self.failed else None
         detail = f" First: {example.message.message_id}: {example.reason}." if example else ""
-        by_code = ", ".join(f"code {c}: {n}" for c, n in codes.items())
         plural = "s" if len(self.failed) != 1 else ""
-        return f"{len(self.failed)} message{plural} failed ({by_code}).{detail} {self.summary()}."
+        causes = self.failures_by_cause()
+        return f"{len(self.failed)} message{plural} failed: {causes}.{detail} {self.summary()}."
 
     def to_dict(self) -> dict[str, Any]:
         def entry(outcome: Outcome) -> dict[str, Any]:
@@ -118,6 +130,7 @@ class BatchResult:
                 "message_id": outcome.message.message_id,
                 "business_phone": outcome.message.business_phone,
                 "code": outcome.code,
+                "meta_code": outcome.meta_code,
                 "reason": outcome.reason,
             }
 

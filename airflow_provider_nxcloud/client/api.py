@@ -1,14 +1,16 @@
 """NXCloud's wire facts: paths, headers, bodies, response codes, and what each code means.
 
-``classify`` is the one place that decides what an answer's code means; the client retries by it
-and the batch turns it into a message's status. Shared with the sandbox, which speaks the same wire.
+``classify`` is the one place that decides what an answer's code means (for a 9099, by Meta's code
+that ``read_meta_error`` finds); the client retries by it and the batch turns it into a message's
+status. Shared with the sandbox, which speaks the same wire.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 DEFAULT_BASE_URL = "https://api2.nxcloud.com"
 
@@ -63,13 +65,16 @@ CODE_HINTS: dict[int, str] = {
     9003: "the WhatsApp application does not exist or is unavailable: check the account",
     9005: "insufficient balance on the NXCloud account",
     9006: "the WhatsApp number is not bound to any application: bind it in NXCloud",
-    9099: "WhatsApp (Meta) rejected the request; see its message",
+    9099: "WhatsApp (Meta) rejected the request; see Meta's error",
 }
 
-# NXCloud passes WhatsApp's (Meta's) errors through as code 9099 with Meta's message, which Meta
-# writes as "(#<code>) <text>".
+# NXCloud passes WhatsApp's (Meta's) errors through as code 9099, Meta's error in
+# ``data.error`` (its ``code``, an int or a numeric string, and ``message``, which Meta writes as
+# "(#<code>) <text>"); a gateway or an older NXCloud may put that text in the top-level message.
 META_PASSTHROUGH_CODE = 9099
 _META_CODE = re.compile(r"\(#(\d+)\)")
+# How a Meta code is keyed where NXCloud codes are (``code_actions``, the sandbox's fault kinds).
+META_KEY_PREFIX = "meta:"
 
 # What a throttle slows down: every request of the client (the app's or the WhatsApp Business
 # Account's limit), those of one business number (its throughput), or none but the one retried
@@ -86,6 +91,21 @@ META_THROTTLES: dict[int, tuple[ThrottleScope, str]] = {
         "the business number's throughput limit; retried with backoff, slowing that number's requests",
     ),
     131056: ("customer", "the pair rate limit of this business and customer; retried with backoff"),
+}
+# Meta's errors that pass on a later try without being "too fast": retried with backoff, and the
+# rate is left alone (slowing down would not help a service that is down).
+META_TRANSIENT: dict[int, str] = {
+    2: "WhatsApp's API is down or overloaded for a moment; retried with backoff",
+    131000: "WhatsApp reported an unknown error on its side; retried with backoff",
+    131016: "a WhatsApp service is unavailable for a moment; retried with backoff",
+    133004: "the business number's Cloud API service is unavailable for a moment; retried with backoff",
+    131057: "the WhatsApp Business Account is in maintenance mode (e.g. a throughput upgrade); "
+    "retried with backoff",
+}
+# Meta's errors that are this message's own: what they tell the user.
+META_HINTS: dict[int, str] = {
+    131009: "WhatsApp does not know this message id: deleted, outgoing, or not this number's",
+    100: "WhatsApp rejected a parameter of the request, most likely the message id",
 }
 
 # What an answer means for the message it was sent for:
@@ -104,18 +124,103 @@ class CodeMeaning:
     throttle: ThrottleScope | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class MetaError:
+    """Meta's error in a 9099 answer, as far as it could be read."""
+
+    code: int | None
+    # Meta's own text, "(#131009) Parameter value is not valid", and its readable cause.
+    message: str = ""
+    details: str = ""
+    # What Meta's and NXCloud's support ask for: logged, never put in results or XCom.
+    fbtrace_id: str | None = None
+
+    def __str__(self) -> str:
+        label = f"Meta {self.code}" if self.code is not None else "Meta error"
+        text = self.message or "no message"
+        details = f"; details: {self.details}" if self.details and self.details not in text else ""
+        return f"{label}: {text}{details}"
+
+
+def parse_code(value: Any) -> int | None:
+    """A code as an int; gateways (and NXCloud's field table) send it as a string ("0", "130429")."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, str):
+        try:
+            return int(value.strip())
+        except ValueError:
+            return None
+    return None
+
+
 def meta_code(message: str) -> int | None:
     """Meta's error code in a passed-through message such as ``(#130429) Rate limit hit``."""
     found = _META_CODE.search(message)
     return int(found.group(1)) if found else None
 
 
+def _text(value: Any) -> str:
+    return value.strip() if isinstance(value, str) else ""
+
+
+def read_meta_error(code: int, message: str, data: Any) -> MetaError | None:
+    """
+    Meta's error in an answer with NXCloud's ``code``, ``message`` and ``data``; None unless 9099.
+
+    ``data.error.code`` decides; the ``(#<code>)`` of ``data.error.message``, then of the
+    top-level message, stands in when it is missing or not a number.
+    """
+    if code != META_PASSTHROUGH_CODE:
+        return None
+    error = data.get("error") if isinstance(data, Mapping) else None
+    error = error if isinstance(error, Mapping) else {}
+    text = _text(error.get("message"))
+    error_data = error.get("error_data")
+    details = _text(error_data.get("details")) if isinstance(error_data, Mapping) else ""
+    found = parse_code(error.get("code"))
+    if found is None:
+        found = meta_code(text)
+    if found is None:
+        found = meta_code(message)
+    if not text and found is not None and meta_code(message) == found:
+        text = message.strip()  # the old shape: Meta's text in the top-level message
+    if found is None and not text and not details:
+        return None  # nothing of Meta's: the top-level message is all there is
+    return MetaError(found, text, details, _text(error.get("fbtrace_id")) or None)
+
+
+def meta_key(code: int) -> str:
+    """How a Meta code is keyed beside NXCloud's codes: ``"meta:131009"``."""
+    return f"{META_KEY_PREFIX}{code}"
+
+
+Setting = TypeVar("Setting")
+# A key of a per-code table: an NXCloud code (9099), or a Meta code as ``meta_key`` spells it.
+CodeKey = int | str
+
+
+def setting_for(table: Mapping[CodeKey, Setting], code: int | None, meta: int | None) -> Setting | None:
+    """A per-code setting (``code_actions``, retry overrides): a Meta key wins over its 9099 key."""
+    found = table.get(meta_key(meta)) if meta is not None and code == META_PASSTHROUGH_CODE else None
+    if found is None and code is not None:
+        found = table.get(code)
+    return found
+
+
 def is_auth_code(code: int | None) -> bool:
     return code is not None and 1000 <= code <= 1099
 
 
-def classify(code: int | None, message: str = "") -> CodeMeaning:
-    """What NXCloud's ``code`` (None: no usable answer) with its ``message`` means; the only judge."""
+def classify(code: int | None, message: str = "", *, meta: int | None = None) -> CodeMeaning:
+    """
+    What NXCloud's ``code`` (None: no usable answer) means; the only judge. For a 9099, Meta's
+    code decides: ``meta`` (``read_meta_error``), else the ``(#<code>)`` in ``message``.
+    """
     if code is None:
         # A redirect, a 404, TLS: the endpoint is wrong, for every message alike.
         return CodeMeaning("abort", "no NXCloud code")
@@ -126,11 +231,23 @@ def classify(code: int | None, message: str = "") -> CodeMeaning:
     )
     if code == 0:
         return CodeMeaning("marked", "request succeeded")
-    if code == META_PASSTHROUGH_CODE and (throttle := META_THROTTLES.get(meta_code(message) or 0)):
-        scope, throttle_hint = throttle
-        return CodeMeaning("transient", throttle_hint, throttle=scope)
+    if code == META_PASSTHROUGH_CODE:
+        meta = meta if meta is not None else meta_code(message)
+        if throttle := META_THROTTLES.get(meta or 0):
+            scope, throttle_hint = throttle
+            return CodeMeaning("transient", throttle_hint, throttle=scope)
+        if transient_hint := META_TRANSIENT.get(meta or 0):
+            return CodeMeaning("transient", transient_hint)
+        return CodeMeaning("message", META_HINTS.get(meta or 0, hint))
     if code in TRANSIENT_CODES:
         return CodeMeaning("transient", hint)
     if is_auth_code(code) or code in CONFIGURATION_CODES:
         return CodeMeaning("abort", hint)
     return CodeMeaning("message", hint)
+
+
+def explain(code: int, message: str, meta: MetaError | None = None) -> str:
+    """An answer that is not success, in words for results and logs: what was said and what to do."""
+    meaning = classify(code, message, meta=meta.code if meta is not None else None)
+    said = str(meta) if meta is not None else message or "no message"
+    return f"{said} ({meaning.hint})"

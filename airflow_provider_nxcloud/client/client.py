@@ -14,7 +14,7 @@ from airflow_provider_nxcloud.client.api import (
     READ_ACTION,
     TYPING_INDICATOR_PATH,
     WHATSAPP_BIZ_TYPE,
-    classify,
+    explain,
     is_auth_code,
     mark_read_body,
     typing_indicator_body,
@@ -44,13 +44,13 @@ from airflow_provider_nxcloud.client.transport import PooledTransport
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
-    from airflow_provider_nxcloud.client.api import ThrottleScope
+    from airflow_provider_nxcloud.client.api import CodeKey, ThrottleScope
     from airflow_provider_nxcloud.client.ratelimit import Log
     from airflow_provider_nxcloud.client.signing import Algorithm
 
 # Connections kept open when no batch said how many threads share the client.
 DEFAULT_POOL_SIZE = 10
-_NO_OVERRIDES: Mapping[int, bool] = {}
+_NO_OVERRIDES: Mapping[CodeKey, bool] = {}
 
 
 class NxCloudClient:
@@ -192,15 +192,17 @@ class NxCloudClient:
         action: str,
         biz_type: str,
         body: Mapping[str, Any],
-        retry_overrides: Mapping[int, bool] = _NO_OVERRIDES,
+        retry_overrides: Mapping[CodeKey, bool] = _NO_OVERRIDES,
     ) -> NxCloudResponse:
         """
         Send one signed POST to an NXCloud endpoint and return its answer when ``code`` is 0.
 
         Transient failures (``api.classify``, HTTP 429/5xx, network errors, bodies that are not
         NXCloud JSON) are retried with backoff, each attempt freshly signed; ``retry_overrides``
-        retries a code (True) or not (False) whatever ``classify`` says. On code 1004 the clock
-        offset is learnt from the server's ``Date`` and the request re-signed once.
+        retries a code, or a Meta code (``"meta:131009"``), (True) or not (False) whatever
+        ``classify`` says. On code 1004 the clock offset is learnt from the server's ``Date`` and
+        the request re-signed once. A final Meta error logs Meta's ``fbtrace_id``, which support
+        asks for; it is kept out of the error's text.
 
         :raises NxCloudAuthError: codes 1000-1099.
         :raises NxCloudTransientError: still failing after ``max_retries``.
@@ -209,14 +211,31 @@ class NxCloudClient:
         payload = serialise_body(body)
         phone = body.get("business_phone")
         attempt = (self._attempt, path, action, biz_type, payload, retry_overrides, phone)
-        response = self._retrying(*attempt)
-        if response.code == CLOCK_SKEW_CODE and self._learn_clock_offset(response):
+        try:
             response = self._retrying(*attempt)
-        if response.code == 0:
-            return response
-        message = f"{response.message or 'no message'} ({classify(response.code, response.message).hint})"
-        error_type = NxCloudAuthError if is_auth_code(response.code) else NxCloudApiError
-        raise error_type(message, code=response.code, http_status=response.http_status)
+            if response.code == CLOCK_SKEW_CODE and self._learn_clock_offset(response):
+                response = self._retrying(*attempt)
+            if response.code == 0:
+                return response
+            meta = response.meta
+            error_type = NxCloudAuthError if is_auth_code(response.code) else NxCloudApiError
+            raise error_type(
+                explain(response.code, response.message, meta),
+                code=response.code,
+                http_status=response.http_status,
+                meta_code=meta.code if meta is not None else None,
+                fbtrace_id=meta.fbtrace_id if meta is not None else None,
+            )
+        except NxCloudApiError as error:
+            if error.fbtrace_id is not None:
+                self._log.warning(
+                    "NXCloud code %s for message %s, Meta %s: fbtrace_id %s (for NXCloud's support)",
+                    error.code,
+                    body.get("message_id", "?"),
+                    error.meta_code,
+                    error.fbtrace_id,
+                )
+            raise
 
     def mark_message_as_read(
         self,
@@ -224,7 +243,7 @@ class NxCloudClient:
         business_phone: str | None = None,
         *,
         typing_indicator: bool = False,
-        retry_overrides: Mapping[int, bool] = _NO_OVERRIDES,
+        retry_overrides: Mapping[CodeKey, bool] = _NO_OVERRIDES,
     ) -> NxCloudResponse:
         """
         Mark one inbound WhatsApp message (and the earlier ones of its conversation) as read.
@@ -253,7 +272,7 @@ class NxCloudClient:
         action: str,
         biz_type: str,
         payload: bytes,
-        retry_overrides: Mapping[int, bool],
+        retry_overrides: Mapping[CodeKey, bool],
         business_phone: str | None,
     ) -> NxCloudResponse:
         settings = self.settings

@@ -17,13 +17,26 @@ class NxCloudConfigError(NxCloudError, ValueError):
 
 
 class NxCloudApiError(NxCloudError):
-    """NXCloud answered with a non-zero ``code`` (or no usable answer, ``code`` None)."""
+    """
+    NXCloud answered with a non-zero ``code`` (or no usable answer, ``code`` None). For a 9099,
+    ``meta_code`` is Meta's code and ``fbtrace_id`` Meta's trace id (for support; not in the text).
+    """
 
-    def __init__(self, message: str, *, code: int | None = None, http_status: int | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: int | None = None,
+        http_status: int | None = None,
+        meta_code: int | None = None,
+        fbtrace_id: str | None = None,
+    ) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
         self.http_status = http_status
+        self.meta_code = meta_code
+        self.fbtrace_id = fbtrace_id
 
     def __str__(self) -> str:
         label = f"NXCloud code {self.code}" if self.code is not None else "NXCloud request failed"
@@ -36,7 +49,8 @@ class NxCloudAuthError(NxCloudApiError):
 
 
 class NxCloudTransientError(NxCloudApiError):
-    """Worth another try later: code -1/9001, Meta's throttles, HTTP 429/5xx, non-JSON, the network."""
+    """Worth another try later: code -1/9001, Meta's throttles and transient errors, HTTP 429/5xx,
+    non-JSON, the network."""
 
     def __init__(
         self,
@@ -46,8 +60,12 @@ class NxCloudTransientError(NxCloudApiError):
         http_status: int | None = None,
         retry_after: float | None = None,
         throttle: ThrottleScope | None = None,
+        meta_code: int | None = None,
+        fbtrace_id: str | None = None,
     ) -> None:
-        super().__init__(message, code=code, http_status=http_status)
+        super().__init__(
+            message, code=code, http_status=http_status, meta_code=meta_code, fbtrace_id=fbtrace_id
+        )
         self.retry_after = retry_after
         # The answer said "too fast" (HTTP 429, Retry-After, Meta's rate-limit codes): what to slow.
         self.throttle = throttle

@@ -8,13 +8,23 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_nxcloud.client.api import classify
+from airflow_provider_nxcloud.client.api import (
+    MetaError,
+    classify,
+    explain,
+    parse_code,
+    read_meta_error,
+    setting_for,
+)
 from airflow_provider_nxcloud.client.errors import NxCloudApiError, NxCloudTransientError
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
+    from airflow_provider_nxcloud.client.api import CodeKey
     from airflow_provider_nxcloud.client.transport import HttpAnswer
+
+__all__ = ["NxCloudResponse", "interpret", "parse_code", "retry_after_seconds", "server_time"]
 
 MAX_RETRY_AFTER_SECONDS = 60.0
 # What tells the adaptive limiter to slow down, besides a Retry-After on any answer. Not -1, 9001
@@ -32,22 +42,8 @@ class NxCloudResponse:
     data: Any
     http_status: int
     server_time: float | None = field(default=None, repr=False, compare=False)
-
-
-def parse_code(value: Any) -> int | None:
-    # Some gateways send the code as a string ("0"); anything not integral is not a code.
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return value
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    if isinstance(value, str):
-        try:
-            return int(value.strip())
-        except ValueError:
-            return None
-    return None
+    # Meta's error, for a 9099 (``api.read_meta_error``).
+    meta: MetaError | None = field(default=None, compare=False)
 
 
 def _snippet(raw: bytes, limit: int = 120) -> str:
@@ -86,10 +82,11 @@ def is_throttle(answer: HttpAnswer) -> bool:
     return answer.status in THROTTLE_STATUSES or "Retry-After" in answer.headers
 
 
-def interpret(answer: HttpAnswer, retry_overrides: Mapping[int, bool]) -> NxCloudResponse:
+def interpret(answer: HttpAnswer, retry_overrides: Mapping[CodeKey, bool]) -> NxCloudResponse:
     """The answer as a response, or the error to raise: transient ones are what the client retries.
 
-    ``retry_overrides`` says, for a code, whether to retry it regardless of what ``classify`` says.
+    ``retry_overrides`` says, for a code (or a Meta code, ``"meta:131009"``), whether to retry it
+    regardless of what ``classify`` says.
     """
     status, raw = answer.status, answer.body
     if 300 <= status < 400:
@@ -116,13 +113,18 @@ def interpret(answer: HttpAnswer, retry_overrides: Mapping[int, bool]) -> NxClou
         error_type = NxCloudTransientError if status < 400 else NxCloudApiError
         raise error_type(f"HTTP {status} without an NXCloud JSON code: {_snippet(raw)}", http_status=status)
     message = str(document.get("message") or "")
-    meaning = classify(code, message)
-    if retry_overrides.get(code, meaning.meaning == "transient"):
+    meta = read_meta_error(code, message, document.get("data"))
+    meta_code = meta.code if meta is not None else None
+    meaning = classify(code, message, meta=meta_code)
+    retry = setting_for(retry_overrides, code, meta_code)
+    if meaning.meaning == "transient" if retry is None else retry:
         raise NxCloudTransientError(
-            f"{message} ({meaning.hint})",
+            explain(code, message, meta),
             code=code,
             http_status=status,
             throttle=meaning.throttle or ("account" if asked_to_slow else None),
+            meta_code=meta_code,
+            fbtrace_id=meta.fbtrace_id if meta is not None else None,
         )
     return NxCloudResponse(
         code=code,
@@ -130,4 +132,5 @@ def interpret(answer: HttpAnswer, retry_overrides: Mapping[int, bool]) -> NxClou
         data=document.get("data"),
         http_status=status,
         server_time=server_time(answer.headers.get("Date")),
+        meta=meta,
     )

@@ -60,8 +60,8 @@ class MarkWhatsAppReadOperator(BaseOperator):
     pushed to XCom (``return_value``) in every case, so an ``all_done`` downstream task can
     record it::
 
-        {"marked": [ids], "skipped": [{message_id, business_phone, code, reason}],
-         "failed": [{message_id, business_phone, code, reason, retryable}],
+        {"marked": [ids], "skipped": [{message_id, business_phone, code, meta_code, reason}],
+         "failed": [{message_id, business_phone, code, meta_code, reason, retryable}],
          "not_attempted": [ids], "counts": {...},
          "rate_limit_per_second": float}  # only when NXCloud throttled
 
@@ -79,7 +79,8 @@ class MarkWhatsAppReadOperator(BaseOperator):
         ``rate_limit_per_second`` says which. Meta's 130429 slows only its business number. None:
         the connection's ``adaptive_rate`` extra, else on.
     :param code_actions: override the policy for a code: ``"retry"``, ``"skip"`` or ``"fail"``,
-        e.g. ``{9006: "skip"}``.
+        e.g. ``{9006: "skip"}``; ``"meta:<code>"`` keys one Meta code of a 9099, and wins over
+        ``9099``: ``{"meta:131009": "skip"}`` skips ids WhatsApp no longer knows, not throttles.
     :param max_message_age_days: skip (without a request) messages whose ``timestamp`` is older;
         WhatsApp cannot mark them. None disables the check.
     :param one_request_per_conversation: one-to-one records with a customer (``from``, else

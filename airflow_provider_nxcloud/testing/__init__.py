@@ -19,6 +19,7 @@ from airflow_provider_nxcloud.testing.sandbox import (
     InboundMessage,
     NxCloudSandbox,
     RequestRecord,
+    meta_answer,
 )
 
 __all__ = [
@@ -34,5 +35,6 @@ __all__ = [
     "NxCloudSandbox",
     "RequestRecord",
     "SandboxClient",
+    "meta_answer",
     "seed_inbox",
 ]

@@ -19,7 +19,7 @@ from airflow_provider_nxcloud.testing.sandbox import (
     Faults,
     NxCloudSandbox,
 )
-from airflow_provider_nxcloud.testing.state import ThrottleAnswer
+from airflow_provider_nxcloud.testing.state import MetaCodeAs, MetaShape, ThrottleAnswer
 
 
 def _fault(text: str) -> tuple[str, float]:
@@ -50,8 +50,22 @@ def main(argv: list[str] | None = None) -> int:
         type=_fault,
         action="append",
         default=[],
-        help="KIND=RATE, e.g. --fault 503=0.05 or, for a Meta error (9099 '(#130429) Rate limit hit'), "
+        help="KIND=RATE, e.g. --fault 503=0.05 or, for a Meta error (9099 with Meta's 130429), "
         f"--fault meta:130429=0.05; KIND one of {', '.join(FAULT_KINDS)}",
+    )
+    parser.add_argument(
+        "--meta-shape",
+        choices=get_args(MetaShape),
+        default="documented",
+        help="how a 9099 is written: documented (NXCloud's documented shape, Meta's error in "
+        "data.error, the default) or text (the older shape: Meta's '(#130429) Rate limit hit' as "
+        "the top-level message, data null)",
+    )
+    parser.add_argument(
+        "--meta-code-as",
+        choices=get_args(MetaCodeAs),
+        default="int",
+        help="data.error.code as an int (NXCloud's example, the default) or a str (its field table)",
     )
     parser.add_argument("--seed", type=int)
     parser.add_argument("--clock-skew-ms", type=int, default=0)
@@ -62,8 +76,8 @@ def main(argv: list[str] | None = None) -> int:
         "--rate-answer",
         choices=get_args(ThrottleAnswer),
         default="http429",
-        help="how the limit refuses: http429 (HTTP 429, the default) or meta (HTTP 200, code 9099, "
-        "'(#130429) Rate limit hit', as WhatsApp's throughput limit comes through NXCloud)",
+        help="how the limit refuses: http429 (HTTP 429, the default) or meta (HTTP 200, code 9099 "
+        "with Meta's 130429, as WhatsApp's throughput limit comes through NXCloud)",
     )
     parser.add_argument(
         "--rate-business-phone", help="limit only this business number's requests; default: every one"
@@ -88,7 +102,13 @@ def main(argv: list[str] | None = None) -> int:
         host=args.host,
         port=args.port,
         clock_skew_ms=args.clock_skew_ms,
-        faults=Faults(latency=args.latency_ms / 1000, rates=dict(args.fault), seed=args.seed),
+        faults=Faults(
+            latency=args.latency_ms / 1000,
+            rates=dict(args.fault),
+            seed=args.seed,
+            meta_shape=args.meta_shape,
+            meta_code_as=args.meta_code_as,
+        ),
         record_requests=not args.no_request_log,
         inbound=inbound,
         rate_limit=(

@@ -60,7 +60,8 @@ class SandboxClient:
     ) -> None:
         """
         Change the sandbox's settings: ``faults`` as ``Faults``' fields (``rates``, ``scripts``,
-        ``codes``, Meta's errors as ``"meta:<code>"``), the clock skew, the ids that exist.
+        ``codes``, Meta's errors as ``"meta:<code>"``, ``meta_shape``, ``meta_code_as``), the
+        clock skew, the ids that exist.
         """
         document: dict[str, Any] = {}
         if faults is not None:
@@ -82,7 +83,7 @@ class SandboxClient:
     ) -> None:
         """
         Set, change (during a run) or remove (None) the account's rate limit; ``answer`` as in
-        ``AccountLimit``: ``"http429"`` or ``"meta"`` (9099 ``(#130429) Rate limit hit``);
+        ``AccountLimit``: ``"http429"`` or ``"meta"`` (9099 with Meta's 130429, "Rate limit hit");
         ``business_phone``: limit that number's requests only.
         """
         limit = {

@@ -17,7 +17,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
 
-from airflow_provider_nxcloud.client.api import MARK_READ_PATH, TYPING_INDICATOR_PATH
+from airflow_provider_nxcloud.client.api import MARK_READ_PATH, META_PASSTHROUGH_CODE, TYPING_INDICATOR_PATH
 from airflow_provider_nxcloud.testing.state import (
     DEFAULT_ACCESS_KEY,
     DEFAULT_ACCESS_SECRET,
@@ -33,6 +33,7 @@ from airflow_provider_nxcloud.testing.state import (
     InboundMessage,
     RequestRecord,
     SandboxState,
+    meta_answer,
     meta_error,
 )
 
@@ -40,6 +41,7 @@ if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping
 
     from airflow_provider_nxcloud.client import NxCloudClient
+    from airflow_provider_nxcloud.testing.state import MetaRefusal
 
 __all__ = [
     "DEFAULT_ACCESS_KEY",
@@ -55,6 +57,7 @@ __all__ = [
     "InboundMessage",
     "NxCloudSandbox",
     "RequestRecord",
+    "meta_answer",
 ]
 
 _HTML_PAGE = b"<html><head><title>502 Bad Gateway</title></head><body>upstream error</body></html>"
@@ -171,14 +174,15 @@ class _Handler(BaseHTTPRequestHandler):
         if fault == RATE_LIMITED and state.throttle_answer() == "meta":
             meta_kind = META_THROUGHPUT
         code: int | None = None
+        refusal: MetaRefusal | None = None
         if fault in {"-1", "9001"}:
             code = int(fault)
         elif meta_kind is not None or fault not in {"drop", "500", "503", "429", "html", RATE_LIMITED}:
             if fault == "slow":
                 time.sleep(state.faults.slow_seconds)
-            code, message, body = state.verify(self.headers, raw, path)
+            code, message, body, refusal = state.verify(self.headers, raw, path)
             if code == 0 and meta_kind is not None:
-                code, message = meta_error(meta_kind)
+                code, refusal = META_PASSTHROUGH_CODE, meta_error(meta_kind)
             elif meta_kind is not None:
                 fault = None  # NXCloud refused it first: WhatsApp's answer never came
             elif code == 0 and body is not None:
@@ -217,6 +221,8 @@ class _Handler(BaseHTTPRequestHandler):
                 self._reply(200, _HTML_PAGE, "text/html")
             elif fault in {"-1", "9001"}:
                 self._reply_json({"code": code, "message": "Request failed", "data": None})
+            elif refusal is not None:
+                self._reply_json(state.meta_answer(refusal))
             else:
                 self._reply_json({"code": code, "message": message, "data": None})
         except OSError:
@@ -246,15 +252,17 @@ class NxCloudSandbox:
     :param inbound: messages customers sent (``InboundMessage``, or webhook-shaped records with
         ``id``, ``business_phone``, ``from`` or ``from_user_id`` (a username user's BSUID), and
         optionally ``timestamp`` and ``group_id``). Once any are seeded, an id that is neither
-        seeded nor in ``message_ids`` gets 9099, and ``read_ids`` follows WhatsApp: marking a
-        one-to-one message reads those of its conversation (business phone, customer) strictly
-        earlier in whole seconds, not one of the same second; a group message is read only when
-        marked itself, and marking it reads nothing else.
+        seeded nor in ``message_ids`` gets 9099 (Meta's 131009), and ``read_ids`` follows
+        WhatsApp: marking a one-to-one message reads those of its conversation (business phone,
+        customer) strictly earlier in whole seconds, not one of the same second; a group message
+        is read only when marked itself, and marking it reads nothing else.
     :param appkey: the WhatsApp application's appkey ``typingIndicator`` bodies must carry (9003
         otherwise); ``connection_json()`` and ``client()`` give it.
     :param clock_skew_ms: how far the sandbox clock is ahead of the host's.
     :param faults: injected faults (``Faults``), Meta's errors among them (``"meta:130429"``...,
-        answered as code 9099 with Meta's ``(#<code>) <text>``).
+        answered as code 9099 in the shape NXCloud documents, Meta's error in ``data.error``;
+        ``Faults(meta_shape="text")`` for the older shape, ``meta_code_as="str"`` for a string
+        ``data.error.code``).
     :param rate_limit: the account's rate limit (HTTP 429 beyond it, or Meta's 130429 with
         ``AccountLimit(answer="meta")``), or one business number's with
         ``AccountLimit(business_phone=...)``; None: unlimited.
@@ -378,14 +386,15 @@ class NxCloudSandbox:
 
     def reset(self) -> None:
         """Forget marks, typing shown, requests and faults (keeps credentials, phones, ids, inbound
-        messages and the rate limit)."""
+        messages, the rate limit and how a 9099 is written)."""
         with self.state.lock:
             self.state.mark_counts.clear()
             self.state.typing_shown.clear()
             self.state.read_before.clear()
             self.state.requests.clear()
             self.state.faults_injected.clear()
-        self.set_faults(Faults())
+        shape = self.state.faults
+        self.set_faults(Faults(meta_shape=shape.meta_shape, meta_code_as=shape.meta_code_as))
 
     # -- what happened --
 

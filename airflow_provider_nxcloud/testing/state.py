@@ -3,10 +3,11 @@
 Checks: required headers (1001), bizType/action (1002), the signature over the exact received
 bytes (1003), ``ts`` within 60 s of its own (skewable) clock (1004), unknown access key (1005),
 body fields (9000), known business phones (9002) and, when told which exist, known message ids
-(9099 otherwise). Seeded with inbound messages, it reads them as WhatsApp does (``read_ids``):
-marking a one-to-one message reads the strictly earlier ones of its conversation, a group
-message is read only by marking it. Meta's errors come back as NXCloud passes them through
-(9099, ``(#<code>) <Meta's text>``). Pure state behind one lock, the account rate limit
+(9099 with Meta's 131009 otherwise). Seeded with inbound messages, it reads them as WhatsApp
+does (``read_ids``): marking a one-to-one message reads the strictly earlier ones of its
+conversation, a group message is read only by marking it. Meta's errors come back as NXCloud
+documents them (9099, Meta's error in ``data.error``), or in the older text shape on request
+(``Faults.meta_shape``). Pure state behind one lock, the account rate limit
 included; ``sandbox.py`` serves it over HTTP. A ``typingIndicator`` request is checked as a
 mark-read one is, plus its body's ``appkey`` (9003), marks alike, and is kept in ``typing_shown``.
 """
@@ -18,11 +19,14 @@ import random
 import re
 import threading
 import time
+import uuid
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, get_args
 
 from airflow_provider_nxcloud.client.api import (
     MARK_READ_PATH,
+    META_KEY_PREFIX,
+    META_PASSTHROUGH_CODE,
     READ_ACTION,
     TS_WINDOW_MS,
     TYPING_INDICATOR_PATH,
@@ -42,33 +46,83 @@ DEFAULT_BUSINESS_PHONE = "8613800000000"
 DEFAULT_APPKEY = "sandbox-appkey"
 # What a WhatsApp message id can look like (wamid.<base64>); anything else is a 9000.
 _WELL_FORMED_ID = re.compile(r"^[A-Za-z0-9._=+/:-]{1,512}$")
-# Meta's error codes and the titles Meta writes in its ``message`` as ``(#<code>) <title>``; NXCloud
-# passes a Meta error through as code 9099 with that message. The throttles (4, 80007, 130429,
-# 131056) pass on retry; 131009 (an unknown or deleted id) and 100 do not.
+# Meta's error codes, with the title Meta writes in its ``message`` as ``(#<code>) <title>`` and
+# the readable cause it puts in ``error_data.details``. The throttles (4, 80007, 130429, 131056)
+# and the transient errors (2, 131000, 131016, 133004, 131057) pass on retry; 131009 (an unknown
+# or deleted id) and 100 do not.
 META_ERRORS: dict[int, str] = {
     4: "Application request limit reached",
     80007: "Rate limit issues",
     130429: "Rate limit hit",
     131056: "(Business Account, Consumer Account) pair rate limit hit",
+    2: "Service temporarily unavailable",
+    131000: "Something went wrong",
+    131016: "Service unavailable",
+    133004: "Server temporarily unavailable",
+    131057: "Account in maintenance mode",
     131009: "Parameter value is not valid",
     100: "Invalid parameter",
 }
-META_PASSTHROUGH_CODE = 9099
-META_PREFIX = "meta:"
+META_DETAILS: dict[int, str] = {
+    4: "The app has reached its API call rate limit",
+    80007: "The WhatsApp Business Account has reached its rate limit",
+    130429: "Cloud API message throughput has been reached",
+    131056: "Too many messages sent from the sender phone number to the same recipient phone number",
+    2: "Temporary due to downtime or due to being overloaded",
+    131000: "Message failed to send due to an unknown error",
+    131016: "A service is temporarily unavailable",
+    133004: "The business phone number's Cloud API service is temporarily unavailable",
+    131057: "Business Account is in maintenance mode, e.g. for a throughput upgrade",
+    131009: "One or more parameter values are invalid",
+    100: "Invalid parameter",
+}
+META_PREFIX = META_KEY_PREFIX
 # A Meta error as a fault kind ("meta:130429"): answered only to a request NXCloud accepts, since
 # NXCloud checks a request before WhatsApp sees it.
 META_FAULT_KINDS = tuple(f"{META_PREFIX}{code}" for code in META_ERRORS)
 META_THROUGHPUT = f"{META_PREFIX}130429"
+META_UNKNOWN_ID = 131009
 FAULT_KINDS = ("-1", "9001", "500", "503", "429", "drop", "html", "slow", *META_FAULT_KINDS)
 # The ``fault`` of a request refused by the account's rate limit (``AccountLimit``), not injected.
 RATE_LIMITED = "rate_limit"
 ThrottleAnswer = Literal["http429", "meta"]
+# How a 9099 is written: "documented", as NXCloud documents it (top-level message "WhatsApp
+# error", Meta's error in ``data.error``), or "text", the older shape (Meta's "(#<code>) <title>"
+# as the top-level message, ``data`` null).
+MetaShape = Literal["documented", "text"]
+# How ``data.error.code`` is written in the documented shape: NXCloud's field table says String,
+# its example shows an integer.
+MetaCodeAs = Literal["int", "str"]
+# WhatsApp refused a request NXCloud accepted: Meta's code, and details (None: Meta's usual ones).
+MetaRefusal = tuple[int, str | None]
 
 
-def meta_error(kind: str) -> tuple[int, str]:
-    """The (code, message) NXCloud answers for a Meta fault kind such as ``"meta:130429"``."""
-    code = int(kind.removeprefix(META_PREFIX))
-    return META_PASSTHROUGH_CODE, f"(#{code}) {META_ERRORS[code]}"
+def meta_answer(
+    meta: int,
+    details: str | None = None,
+    *,
+    shape: MetaShape = "documented",
+    code_as: MetaCodeAs = "int",
+    fbtrace_id: str | None = None,
+) -> dict[str, Any]:
+    """The JSON NXCloud answers when WhatsApp refuses a request with Meta's error ``meta``."""
+    text = f"(#{meta}) {META_ERRORS[meta]}"
+    if shape == "text":
+        said = f"{text}: {details}" if details else text
+        return {"code": META_PASSTHROUGH_CODE, "message": said, "data": None}
+    error = {
+        "code": str(meta) if code_as == "str" else meta,
+        "message": text,
+        "type": "OAuthException",
+        "fbtrace_id": fbtrace_id or f"A{uuid.uuid4().hex[:22]}",
+        "error_data": {"messaging_product": "whatsapp", "details": details or META_DETAILS[meta]},
+    }
+    return {"code": META_PASSTHROUGH_CODE, "message": "WhatsApp error", "data": {"error": error}}
+
+
+def meta_error(kind: str) -> MetaRefusal:
+    """WhatsApp's refusal for a fault kind such as ``"meta:130429"``, with Meta's own details."""
+    return int(kind.removeprefix(META_PREFIX)), None
 
 
 @dataclass
@@ -87,8 +141,15 @@ class Faults:
     # throttled by WhatsApp once. A Meta kind used on a request NXCloud refuses still uses its step.
     scripts: dict[str, list[str]] = field(default_factory=dict)
     seed: int | None = None
+    # How every 9099 is written (``MetaShape``), and ``data.error.code`` in it (``MetaCodeAs``).
+    meta_shape: MetaShape = "documented"
+    meta_code_as: MetaCodeAs = "int"
 
     def __post_init__(self) -> None:
+        if self.meta_shape not in get_args(MetaShape):
+            raise ValueError(f"meta_shape is documented or text, not {self.meta_shape!r}")
+        if self.meta_code_as not in get_args(MetaCodeAs):
+            raise ValueError(f"meta_code_as is int or str, not {self.meta_code_as!r}")
         self.scripts = {message_id: list(kinds) for message_id, kinds in self.scripts.items()}
         used = set(self.rates) | {k for ks in self.scripts.values() for k in ks}
         unknown = used - set(FAULT_KINDS)
@@ -313,6 +374,11 @@ class SandboxState:
                 return True
             return bucket.admit(time.monotonic())
 
+    def meta_answer(self, refusal: MetaRefusal) -> dict[str, Any]:
+        """The 9099 NXCloud answers for WhatsApp's refusal, in the shape ``faults`` asks for."""
+        meta, details = refusal
+        return meta_answer(meta, details, shape=self.faults.meta_shape, code_as=self.faults.meta_code_as)
+
     def now_ms(self) -> int:
         return int(time.time() * 1000) + self.clock_skew_ms
 
@@ -337,35 +403,36 @@ class SandboxState:
 
     def verify(
         self, headers: HeaderMessage, raw: bytes, path: str = MARK_READ_PATH
-    ) -> tuple[int, str, dict[str, Any] | None]:
-        """NXCloud's checks of a request to ``path``, in order; returns (code, message, parsed body)."""
+    ) -> tuple[int, str, dict[str, Any] | None, MetaRefusal | None]:
+        """NXCloud's checks of a request to ``path``, in order; returns (code, message, parsed body,
+        WhatsApp's refusal)."""
         required = (*SIGNED_HEADERS, "sign")
         missing = [name for name in required if not headers.get(name)]
         if missing:
-            return 1001, f"Missing common header: {', '.join(missing)}", None
+            return 1001, f"Missing common header: {', '.join(missing)}", None, None
         if headers["accessKey"] != self.access_key:
-            return 1005, "Insufficient permissions: unknown accessKey", None
+            return 1005, "Insufficient permissions: unknown accessKey", None, None
         try:
             ts = int(str(headers["ts"]))
         except ValueError:
-            return 1004, "Timestamp invalid", None
+            return 1004, "Timestamp invalid", None, None
         if abs(self.now_ms() - ts) > TS_WINDOW_MS:
-            return 1004, "Timestamp expired", None
+            return 1004, "Timestamp expired", None, None
         algorithm = (headers.get("algorithm") or "md5").lower()
         if algorithm not in ALGORITHMS:
-            return 1002, f"Unsupported algorithm {algorithm}", None
+            return 1002, f"Unsupported algorithm {algorithm}", None, None
         signed = {name: str(headers[name]) for name in SIGNED_HEADERS}
         expected = compute_sign(signed, raw or None, self.access_secret, algorithm)  # type: ignore[arg-type]
         if headers["sign"] != expected:
-            return 1003, "Invalid signature", None
+            return 1003, "Invalid signature", None, None
         if headers["bizType"] != WHATSAPP_BIZ_TYPE or headers["action"] != READ_ACTION:
-            return 1002, "Invalid bizType or action", None
+            return 1002, "Invalid bizType or action", None, None
         try:
             body = json.loads(raw)
         except ValueError:
-            return 9000, "Parameter exception: body is not JSON", None
+            return 9000, "Parameter exception: body is not JSON", None, None
         if not isinstance(body, dict):
-            return 9000, "Parameter exception: body is not an object", None
+            return 9000, "Parameter exception: body is not an object", None, None
         phone, message_id = str(body.get("business_phone")), str(body.get("message_id"))
         expected_body: dict[str, Any] = (
             typing_indicator_body(str(body.get("appkey")), phone, message_id)
@@ -375,25 +442,25 @@ class SandboxState:
         for name, value in expected_body.items():
             given = body.get(name)
             if not given or (isinstance(value, str) and not isinstance(given, str)):
-                return 9000, f"Parameter exception: {name} is required", body
+                return 9000, f"Parameter exception: {name} is required", body, None
             if given != value:
-                return 9000, f"Parameter exception: {name} must be {value!r}", body
+                return 9000, f"Parameter exception: {name} must be {value!r}", body, None
         if body["business_phone"] not in self.business_phones:
-            return 9002, "Merchant phone number error", body
+            return 9002, "Merchant phone number error", body, None
         if path == TYPING_INDICATOR_PATH and body["appkey"] != self.appkey:
-            return 9003, "Application does not exist or is unavailable: appkey", body
+            return 9003, "Application does not exist or is unavailable: appkey", body, None
         message_id = body["message_id"]
         if not _WELL_FORMED_ID.match(message_id):
-            return 9000, "Parameter exception: message_id", body
+            return 9000, "Parameter exception: message_id", body, None
         if self.is_unknown(body["business_phone"], message_id):
-            return META_PASSTHROUGH_CODE, f"(#100) {META_ERRORS[100]}: message_id not found", body
+            refusal = (META_UNKNOWN_ID, f"message_id {message_id} not found")
+            return META_PASSTHROUGH_CODE, "WhatsApp error", body, refusal
         if message_id in self.faults.codes:
             injected = self.faults.codes[message_id]
             if isinstance(injected, str):
-                code, message = meta_error(injected)
-                return code, message, body
-            return injected, f"Injected code {injected}", body
-        return 0, "Request succeeded", body
+                return META_PASSTHROUGH_CODE, "WhatsApp error", body, meta_error(injected)
+            return injected, f"Injected code {injected}", body, None
+        return 0, "Request succeeded", body, None
 
     def mark(self, business_phone: str, message_id: str, *, typing: bool = False) -> None:
         with self.lock:

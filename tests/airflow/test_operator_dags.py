@@ -101,6 +101,34 @@ def test_transient_failures_fail_with_airflow_retries(
     assert all(f["retryable"] for f in failed)
 
 
+def test_metas_errors_reach_the_result_and_the_trace_id_only_the_log(
+    run_dag, nxcloud_sandbox: NxCloudSandbox, capfd: pytest.CaptureFixture[str]
+) -> None:
+    nxcloud_sandbox.set_faults(
+        Faults(
+            codes={"wamid.gone": "meta:131009", "wamid.bad": "meta:100"},
+            scripts={"wamid.busy": ["meta:130429", "meta:131057"]},
+            meta_code_as="str",
+        )
+    )
+
+    result = run_dag("operator_scenarios", dag_id="nx_meta_errors")
+
+    assert result.task_state("mark") == "failed"
+    assert result.try_number("mark") == 1, "Meta's 100 is permanent: no Airflow retry"
+    outcome = result.xcom("record")
+    assert outcome["marked"] == ["wamid.busy"], "throttled, then in maintenance, then marked"
+    assert [(s["message_id"], s["meta_code"]) for s in outcome["skipped"]] == [("wamid.gone", 131009)]
+    (failed,) = outcome["failed"]
+    assert (failed["message_id"], failed["code"], failed["meta_code"]) == ("wamid.bad", 9099, 100)
+    assert failed["reason"].startswith("NXCloud code 9099 (HTTP 200): Meta 100: (#100) Invalid parameter")
+    logged = capfd.readouterr()
+    lines = [line for line in (logged.out + logged.err).splitlines() if "fbtrace_id" in line]
+    traces = {line.split("fbtrace_id ", 1)[1].split()[0] for line in lines}
+    assert len(traces) == 2, lines  # wamid.gone and wamid.bad: one warning each
+    assert not any(trace in json.dumps(outcome) for trace in traces)
+
+
 def test_a_thread_is_marked_with_one_request_and_the_opt_out_sends_each(
     run_dag, nxcloud_sandbox: NxCloudSandbox
 ) -> None:

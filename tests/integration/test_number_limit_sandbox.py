@@ -12,8 +12,9 @@ from airflow_provider_nxcloud.testing import (
     AccountLimit,
     NxCloudSandbox,
     SandboxClient,
+    meta_answer,
 )
-from tests.support import signed_mark
+from tests.support import TRACE_ID, signed_mark
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -21,7 +22,7 @@ if TYPE_CHECKING:
 LIMITED = "8613800000001"
 FREE = "8613800000002"
 SUCCESS = (200, {"code": 0, "message": "Request succeeded", "data": None})
-THROTTLED = (200, {"code": 9099, "message": "(#130429) Rate limit hit", "data": None})
+THROTTLED = (200, meta_answer(130429, fbtrace_id=TRACE_ID))
 
 
 def mark(url: str, phone: str, message_id: str) -> tuple[int, dict[str, Any]]:

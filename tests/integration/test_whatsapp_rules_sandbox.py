@@ -22,7 +22,8 @@ from airflow_provider_nxcloud.testing import (
     NxCloudSandbox,
     SandboxClient,
 )
-from tests.support import signed_mark
+from airflow_provider_nxcloud.testing import meta_answer as documented_meta_answer
+from tests.support import TRACE_ID, signed_mark
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -44,8 +45,9 @@ def mark(url: str, message_id: str, *, secret: str = DEFAULT_ACCESS_SECRET) -> t
     return signed_mark(url, PHONE, message_id, secret=secret)
 
 
-def meta_answer(code: int) -> tuple[int, dict[str, Any]]:
-    return 200, {"code": 9099, "message": f"(#{code}) {META_ERRORS[code]}", "data": None}
+def meta_answer(code: int, details: str | None = None) -> tuple[int, dict[str, Any]]:
+    """The documented 9099 for Meta's ``code``, as ``mark`` returns it."""
+    return 200, documented_meta_answer(code, details, fbtrace_id=TRACE_ID)
 
 
 SUCCESS = (200, {"code": 0, "message": "Request succeeded", "data": None})
@@ -147,11 +149,7 @@ def test_the_account_limit_answers_as_meta_when_told(sandbox: NxCloudSandbox) ->
 
     answers = [mark(sandbox.url, f"wamid.l{n}") for n in range(3)]
 
-    assert answers == [
-        SUCCESS,
-        SUCCESS,
-        (200, {"code": 9099, "message": "(#130429) Rate limit hit", "data": None}),
-    ]
+    assert answers == [SUCCESS, SUCCESS, meta_answer(130429)]
     assert sandbox.marked_ids() == {"wamid.l0", "wamid.l1"}
     assert [(r.fault, r.code) for r in sandbox.requests][-1] == ("rate_limit", 9099)
 
@@ -185,6 +183,7 @@ def test_cli_takes_a_meta_style_limit_and_lists_meta_kinds(tmp_path: Path) -> No
         capture_output=True, text=True, timeout=60, check=True,
     )  # fmt: skip
     assert "--rate-answer" in usage.stdout and "meta:130429" in usage.stdout
+    assert "--meta-shape" in usage.stdout and "--meta-code-as" in usage.stdout
     inbound = tmp_path / "inbound.json"
     inbound.write_text(
         json.dumps(
@@ -198,7 +197,7 @@ def test_cli_takes_a_meta_style_limit_and_lists_meta_kinds(tmp_path: Path) -> No
     process = subprocess.Popen(
         [sys.executable, "-m", "airflow_provider_nxcloud.testing", "--port", "0",
          "--inbound-file", str(inbound),
-         "--rate-limit", "0.01", "--rate-burst", "1", "--rate-answer", "meta"],
+         "--rate-limit", "0.01", "--rate-burst", "1", "--rate-answer", "meta", "--meta-code-as", "str"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     try:
@@ -206,7 +205,10 @@ def test_cli_takes_a_meta_style_limit_and_lists_meta_kinds(tmp_path: Path) -> No
         url = process.stdout.readline().split()[-1]  # printed once it listens
 
         assert mark(url, "wamid.cli1") == SUCCESS
-        assert mark(url, "wamid.cli0") == meta_answer(130429)
+        assert mark(url, "wamid.cli0") == (
+            200,
+            documented_meta_answer(130429, code_as="str", fbtrace_id=TRACE_ID),
+        )
         assert SandboxClient(url).read_ids() == {"wamid.cli0", "wamid.cli1"}, "not the group's"
         process.send_signal(signal.SIGINT)
         assert process.wait(timeout=10) == 0
@@ -224,7 +226,8 @@ def test_scripted_meta_codes_are_answered_in_turn_then_success(sandbox: NxCloudS
     answers = [mark(sandbox.url, "wamid.e1") for _ in range(len(throttles) + 1)]
 
     assert answers == [*(meta_answer(code) for code in throttles), SUCCESS]
-    assert answers[2][1]["message"] == "(#130429) Rate limit hit"
+    assert answers[2][1]["message"] == "WhatsApp error"
+    assert answers[2][1]["data"]["error"]["message"] == "(#130429) Rate limit hit"
     assert sandbox.read_ids() == {"wamid.e0", "wamid.e1"}, "read only once it succeeded"
     assert sandbox.mark_counts == {(PHONE, "wamid.e1"): 1}
     assert sandbox.state.snapshot()["faults_injected"] == {f"meta:{code}": 1 for code in throttles}
@@ -238,8 +241,20 @@ def test_a_fixed_meta_code_is_answered_forever_over_the_control_api(sandbox: NxC
     assert [mark(sandbox.url, "wamid.gone") for _ in range(3)] == [meta_answer(131009)] * 3
     assert mark(sandbox.url, "wamid.bad") == (
         200,
-        {"code": 9099, "message": "(#100) Invalid parameter", "data": None},
-    )
+        {
+            "code": 9099,
+            "message": "WhatsApp error",
+            "data": {
+                "error": {
+                    "code": 100,
+                    "message": "(#100) Invalid parameter",
+                    "type": "OAuthException",
+                    "fbtrace_id": TRACE_ID,
+                    "error_data": {"messaging_product": "whatsapp", "details": "Invalid parameter"},
+                }
+            },
+        },
+    ), "NXCloud's documented example, field for field"
     assert mark(sandbox.url, "wamid.fine") == SUCCESS
     assert sandbox.marked_ids() == {"wamid.fine"}
 
@@ -249,6 +264,35 @@ def test_a_meta_rate_draws_meta_errors(sandbox: NxCloudSandbox) -> None:
 
     assert mark(sandbox.url, "wamid.p0") == meta_answer(131056)
     assert META_ERRORS[131056] == "(Business Account, Consumer Account) pair rate limit hit"
+
+
+def test_every_9099_can_be_written_in_the_older_text_shape_or_with_a_string_code(
+    sandbox: NxCloudSandbox,
+) -> None:
+    sandbox.add_inbound([record("wamid.k0", "15550002", NOW)])
+    client = SandboxClient(sandbox.url)
+    client.configure(faults={"meta_shape": "text", "codes": {"wamid.k0": "meta:131009"}})
+
+    assert mark(sandbox.url, "wamid.k0") == (
+        200,
+        {"code": 9099, "message": "(#131009) Parameter value is not valid", "data": None},
+    )
+    assert mark(sandbox.url, "wamid.nobody") == (
+        200,
+        {"code": 9099, "message": "(#131009) Parameter value is not valid: message_id wamid.nobody not found",
+         "data": None},
+    )  # fmt: skip
+
+    client.configure(faults={"meta_code_as": "str"})
+    sandbox.reset()  # keeps how a 9099 is written
+
+    status, answer = mark(sandbox.url, "wamid.nobody")
+    assert (status, answer["message"], answer["data"]["error"]["code"]) == (200, "WhatsApp error", "131009")
+    assert answer["data"]["error"]["error_data"]["details"] == "message_id wamid.nobody not found"
+    with pytest.raises(ValueError, match="meta_shape is documented or text"):
+        Faults(meta_shape="json")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="meta_code_as is int or str"):
+        Faults(meta_code_as="float")  # type: ignore[arg-type]
 
 
 def test_unknown_meta_codes_are_refused() -> None:

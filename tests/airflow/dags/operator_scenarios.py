@@ -89,6 +89,19 @@ with DAG("nx_transient", **NO_SCHEDULE) as nx_transient:
     )
 
 
+with DAG("nx_meta_errors", **NO_SCHEDULE) as nx_meta_errors:
+    (
+        MarkWhatsAppReadOperator(
+            task_id="mark",
+            message_ids=["wamid.gone", "wamid.busy", "wamid.bad"],
+            code_actions={"meta:131009": "skip"},
+            retries=1,
+            retry_delay=timedelta(seconds=0),
+        )
+        >> record.override(trigger_rule="all_done")()
+    )
+
+
 def conversation_records() -> list[dict[str, Any]]:
     """Two customers' threads (4 and 2 messages), as webhook records, interleaved."""
     now = int(time.time())

@@ -92,7 +92,10 @@ def test_result_dict_lists_every_message_once() -> None:
     result = BatchResult(
         marked=[Message("m", "1")],
         skipped=[Outcome(Message("s", "1"), "skipped", 9006, "unbound")],
-        failed=[Outcome(Message("f", "1"), "failed", 9000, "bad id")],
+        failed=[
+            Outcome(Message("f", "1"), "failed", 9000, "bad id"),
+            Outcome(Message("g", "1"), "failed", 9099, "Meta 131009: gone", meta_code=131009),
+        ],
         not_attempted=[Message("n", "1")],
         duplicates=2,
         requests=3,
@@ -101,13 +104,86 @@ def test_result_dict_lists_every_message_once() -> None:
 
     assert result.to_dict() == {
         "marked": ["m"],
-        "skipped": [{"message_id": "s", "business_phone": "1", "code": 9006, "reason": "unbound"}],
+        "skipped": [
+            {"message_id": "s", "business_phone": "1", "code": 9006, "meta_code": None, "reason": "unbound"}
+        ],
         "failed": [
-            {"message_id": "f", "business_phone": "1", "code": 9000, "reason": "bad id", "retryable": False}
+            {"message_id": "f", "business_phone": "1", "code": 9000, "meta_code": None, "reason": "bad id",
+             "retryable": False},
+            {"message_id": "g", "business_phone": "1", "code": 9099, "meta_code": 131009,
+             "reason": "Meta 131009: gone", "retryable": False},
         ],
         "not_attempted": ["n"],
         "counts": {
-            "total": 4, "marked": 1, "skipped": 1, "failed": 1, "not_attempted": 1, "duplicates": 2,
+            "total": 5, "marked": 1, "skipped": 1, "failed": 2, "not_attempted": 1, "duplicates": 2,
             "requests": 3, "conversations": 1, "marked_earlier": 0, "typing_indicators": 0,
         },
     }  # fmt: skip
+
+
+def test_a_meta_code_can_be_keyed_apart_from_the_throttles() -> None:
+    options = BatchOptions(code_actions={"meta:131009": "skip"})
+
+    assert options.decide(9099, transient=False, meta_code=131009) == "skipped"
+    assert options.decide(9099, transient=True, meta_code=130429) == "retryable", "throttles stay retried"
+    assert options.decide(9099, transient=False, meta_code=100) == "failed"
+    assert options.decide(9000, transient=False, meta_code=131009) == "failed", "Meta keys are for 9099"
+    assert options.retry_overrides == {"meta:131009": False}
+
+
+def test_a_meta_key_wins_over_a_9099_key() -> None:
+    options = BatchOptions(code_actions={9099: "skip", "meta:130429": "retry"})
+
+    assert options.decide(9099, transient=True, meta_code=130429) == "retryable"
+    assert options.decide(9099, transient=False, meta_code=131009) == "skipped"
+
+
+def test_metas_transient_codes_are_retryable_by_default() -> None:
+    assert BatchOptions().decide(9099, transient=False, meta_code=131057) == "retryable"
+
+
+def test_meta_keys_are_normalised() -> None:
+    assert validate_code_actions({" META:131009 ": "skip", "meta: 100": "fail"}) == {
+        "meta:131009": "skip",
+        "meta:100": "fail",
+    }
+
+
+@pytest.mark.parametrize(
+    ("value", "error"),
+    [
+        (
+            {"meta:abc": "skip"},
+            r"""code_actions: key 'meta:abc' is not a Meta code; use "meta:" and digits""",
+        ),
+        ({"meta:": "skip"}, r"key 'meta:' is not a Meta code"),
+        ({"meta:131009": "ignore"}, r"code_actions\['meta:131009'\]: 'ignore' is not an action"),
+        ({"abc": "skip"}, r'not an NXCloud code; use ints like 9006, or "meta:131009" for a Meta code'),
+    ],
+)
+def test_bad_meta_keys(value: object, error: str) -> None:
+    with pytest.raises(NxCloudConfigError, match=error):
+        validate_code_actions(value)
+
+
+def test_failures_are_grouped_by_metas_code() -> None:
+    throttled = [
+        Outcome(
+            Message(f"t{n}", "1"),
+            "retryable",
+            9099,
+            "Meta 130429: (#130429) Rate limit hit",
+            meta_code=130429,
+        )
+        for n in range(3)
+    ]
+    bad = Outcome(Message("b", "1"), "failed", 9000, "bad id")
+    result = BatchResult(marked=[Message("m", "1")], failed=[*throttled, bad])
+
+    assert result.summary() == (
+        "5 messages: 1 marked, 0 skipped, 4 failed (Meta 130429 x 3, code 9000 x 1), 0 not attempted, "
+        "0 duplicates"
+    )
+    assert result.describe_failure().startswith(
+        "4 messages failed: Meta 130429 x 3, code 9000 x 1. First: t0: Meta 130429: (#130429) Rate limit hit."
+    )

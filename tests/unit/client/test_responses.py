@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import email.utils
+import json
 
 import pytest
 from requests.structures import CaseInsensitiveDict
 
-from airflow_provider_nxcloud.client.api import TRANSIENT_CODES
+from airflow_provider_nxcloud.client.api import TRANSIENT_CODES, CodeKey
 from airflow_provider_nxcloud.client.errors import NxCloudApiError, NxCloudTransientError
 from airflow_provider_nxcloud.client.responses import (
     MAX_RETRY_AFTER_SECONDS,
@@ -18,7 +19,7 @@ from airflow_provider_nxcloud.client.responses import (
 )
 from airflow_provider_nxcloud.client.transport import HttpAnswer
 
-NO_OVERRIDES: dict[int, bool] = {}
+NO_OVERRIDES: dict[CodeKey, bool] = {}
 
 
 def answer(status: int, body: bytes, **headers: str) -> HttpAnswer:
@@ -119,3 +120,46 @@ def test_retry_after_as_an_http_date_counts_from_now() -> None:
 def test_server_time_ignores_what_is_not_a_date() -> None:
     assert server_time(None) is None
     assert server_time("yesterday") is None
+
+
+def documented_9099(meta: object, text: str) -> bytes:
+    error = {
+        "code": meta,
+        "message": text,
+        "type": "OAuthException",
+        "fbtrace_id": "AmCuD7sOjcEDetBNhlT2cJm",
+        "error_data": {
+            "messaging_product": "whatsapp",
+            "details": "Cloud API message throughput has been reached",
+        },
+    }
+    return json.dumps({"code": 9099, "message": "WhatsApp error", "data": {"error": error}}).encode()
+
+
+@pytest.mark.parametrize("meta", [130429, "130429"])
+def test_a_documented_meta_throttle_is_transient_and_carries_metas_fields(meta: object) -> None:
+    with pytest.raises(NxCloudTransientError) as raised:
+        interpret(answer(200, documented_9099(meta, "(#130429) Rate limit hit")), NO_OVERRIDES)
+
+    error = raised.value
+    assert (error.code, error.meta_code, error.fbtrace_id, error.throttle) == (
+        9099, 130429, "AmCuD7sOjcEDetBNhlT2cJm", "business_phone"
+    )  # fmt: skip
+    assert "Meta 130429: (#130429) Rate limit hit; details: Cloud API message throughput" in str(error)
+    assert "AmCuD7" not in str(error), "the trace id goes to the log only"
+
+
+def test_a_permanent_meta_error_is_returned_with_metas_error() -> None:
+    response = interpret(answer(200, documented_9099("131009", "(#131009) Parameter value is not valid")), {})
+
+    assert response.code == 9099
+    assert response.meta is not None and response.meta.code == 131009
+
+
+def test_a_meta_override_wins_over_the_9099_one() -> None:
+    body = documented_9099(131009, "(#131009) Parameter value is not valid")
+    with pytest.raises(NxCloudTransientError):
+        interpret(answer(200, body), {9099: False, "meta:131009": True})
+    assert (
+        interpret(answer(200, documented_9099(130429, "")), {9099: True, "meta:130429": False}).code == 9099
+    )
