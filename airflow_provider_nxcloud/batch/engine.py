@@ -225,7 +225,7 @@ def run_batch(
         elif outcome.status == "marked":
             result.marked.append(message)
             if outcome.via is not None:
-                result.marked_with_newer += 1
+                result.marked_via[message] = outcome.via
         elif outcome.status == "skipped":
             result.skipped.append(outcome)
         else:
