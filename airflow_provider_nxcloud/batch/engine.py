@@ -76,6 +76,8 @@ def mark_messages(
     business_phone: str | None = None,
     options: BatchOptions | None = None,
     checkpoint: Checkpoint | None = None,
+    result: BatchResult | None = None,
+    stop: threading.Event | None = None,
 ) -> BatchResult:
     """
     Validate ``messages`` (anything the operator's ``message_ids`` takes), then mark them.
@@ -84,6 +86,12 @@ def mark_messages(
     for a message. Messages without a business phone get ``business_phone``, else the client's.
     With a ``checkpoint`` (``batch/checkpoint.py``), what is marked is recorded there as the batch
     goes, and a new call with the same input sends only what an earlier one did not mark.
+
+    ``result`` (an empty ``BatchResult``) is filled in and returned; when the call is interrupted
+    (a timeout or a kill raising in this thread) it is still filled in with what is known, the
+    rest ``not_attempted``, before the exception leaves: the caller can report it. Setting
+    ``stop`` (from any thread, or a signal handler) ends the batch early the same way, without
+    an exception: no new message is sent.
     """
     options = options or BatchOptions()
     batch = normalise_messages(
@@ -93,7 +101,7 @@ def mark_messages(
         fallback_business_phone=(lambda: client.business_phone) if business_phone is None else None,
         max_age_days=options.max_message_age_days,
     )
-    return run_batch(client, batch, options=options, checkpoint=checkpoint)
+    return run_batch(client, batch, options=options, checkpoint=checkpoint, result=result, stop=stop)
 
 
 def _mark_one(client: MarkReadClient, message: Message, options: BatchOptions) -> Outcome:
@@ -166,14 +174,17 @@ def run_batch(
     options: BatchOptions | None = None,
     progress_interval: float = PROGRESS_INTERVAL_SECONDS,
     checkpoint: Checkpoint | None = None,
+    result: BatchResult | None = None,
+    stop: threading.Event | None = None,
 ) -> BatchResult:
-    """Mark ``batch.messages`` with ``options.max_workers`` threads sharing ``client``."""
+    """Mark ``batch.messages`` with ``options.max_workers`` threads sharing ``client``.
+
+    ``result`` and ``stop``: as ``mark_messages`` says.
+    """
     options = options or BatchOptions()
     started = time.monotonic()
-    result = BatchResult(duplicates=batch.duplicates)
-    if batch.too_old:  # never with max_age_days None (no age check), which ``:g`` cannot format
-        age = f"older than {batch.max_age_days:g} days: WhatsApp cannot mark it read"
-        result.skipped.extend(Outcome(m, "skipped", None, age) for m in batch.too_old)
+    result = result if result is not None else BatchResult()
+    result.duplicates = batch.duplicates
 
     # Those an earlier try marked are out before units are formed: a thread whose newest was
     # marked is done, and the rest of a thread is sent as a thread of its own.
@@ -182,41 +193,77 @@ def run_batch(
     # Too-old messages are already out: a thread's newest is its newest still markable message.
     units, result.conversations = units_to_send(todo, grouped=options.one_request_per_conversation)
     outcomes: list[Outcome | None] = [None] * len(todo)
-    if units:
-        workers = min(options.max_workers, len(units))
-        client.ready_for_threads(workers)
-        requests_before = client.requests_sent
-        shares = NumberShares(units, todo, workers)
-        stop = threading.Event()
-
-        def work() -> None:
-            while (index := shares.take()) is not None:
-                try:
-                    if stop.is_set():
-                        return
-                    if _mark_unit(client, todo, units[index], outcomes, options, stop):
-                        stop.set()
-                    progress.add(chain.from_iterable(units[index]), outcomes)
-                finally:
-                    shares.done(index)
-
-        with (
-            progress.flushing(),
-            ThreadPoolExecutor(max_workers=workers, thread_name_prefix="nxcloud") as pool,
-        ):
-            futures = [pool.submit(work) for _ in range(workers)]
-            try:
-                while wait(futures, timeout=progress_interval).not_done:
-                    _log_progress(outcomes, started)
-            except BaseException:
-                client.cancel()  # the task is being killed: in-flight requests finish, no retries
-                raise
-            finally:
-                stop.set()
-            for future in futures:
-                future.result()
+    requests_before = client.requests_sent
+    try:
+        if units:
+            _send(client, units, todo, outcomes, options, progress, progress_interval, started, stop)
+    finally:
+        # Also when interrupted: the workers have stopped, so ``outcomes`` is final.
         result.requests = client.requests_sent - requests_before
+        _collect(result, batch, todo, outcomes, progress)
+        result.elapsed_seconds = time.monotonic() - started
+        result.rate_limit_per_second = client.rate_limit_found
+    if result.state == "success":
+        progress.clear()
+    return result
 
+
+def _send(
+    client: MarkReadClient,
+    units: list[Unit],
+    todo: list[Message],
+    outcomes: list[Outcome | None],
+    options: BatchOptions,
+    progress: Progress,
+    progress_interval: float,
+    started: float,
+    stopped_by_caller: threading.Event | None,
+) -> None:
+    workers = min(options.max_workers, len(units))
+    client.ready_for_threads(workers)
+    shares = NumberShares(units, todo, workers)
+    # One event for an abort and for the caller's stop: a unit being sent finishes its tier.
+    stop = stopped_by_caller or threading.Event()
+
+    def work() -> None:
+        while (index := shares.take()) is not None:
+            try:
+                if stop.is_set():
+                    return
+                if _mark_unit(client, todo, units[index], outcomes, options, stop):
+                    stop.set()
+                progress.add(chain.from_iterable(units[index]), outcomes)
+            finally:
+                shares.done(index)
+
+    with (
+        progress.flushing(),
+        ThreadPoolExecutor(max_workers=workers, thread_name_prefix="nxcloud") as pool,
+    ):
+        futures = [pool.submit(work) for _ in range(workers)]
+        try:
+            while wait(futures, timeout=progress_interval).not_done:
+                _log_progress(outcomes, started)
+        except BaseException:
+            client.cancel()  # the task is being killed: in-flight requests finish, no retries
+            raise
+        finally:
+            stop.set()
+        for future in futures:
+            future.result()
+
+
+def _collect(
+    result: BatchResult,
+    batch: NormalisedInput,
+    todo: list[Message],
+    outcomes: list[Outcome | None],
+    progress: Progress,
+) -> None:
+    """Every message into ``result``, once: filled in only here, so a result is empty or whole."""
+    if batch.too_old:  # never with max_age_days None (no age check), which ``:g`` cannot format
+        age = f"older than {batch.max_age_days:g} days: WhatsApp cannot mark it read"
+        result.skipped.extend(Outcome(m, "skipped", None, age) for m in batch.too_old)
     result.marked.extend(progress.earlier)
     result.marked_earlier = len(progress.earlier)
     for message, outcome in zip(todo, outcomes, strict=True):
@@ -232,11 +279,6 @@ def run_batch(
             result.failed.append(outcome)
             if outcome.status == "aborted" and result.abort is None:
                 result.abort = outcome
-    result.elapsed_seconds = time.monotonic() - started
-    result.rate_limit_per_second = client.rate_limit_found
-    if result.state == "success":
-        progress.clear()
-    return result
 
 
 class NumberShares:
