@@ -92,7 +92,8 @@ class MarkWhatsAppReadOperator(BaseOperator):
         connection's ``business_phone`` extra. (templated)
     :param nxcloud_conn_id: the ``nxcloud`` connection. (templated)
     :param max_workers: requests in flight at once.
-    :param max_requests_per_second: rate cap, retries included; None: the connection's
+    :param max_requests_per_second: rate cap of this task try (all workers, retries included;
+        other tasks on the connection have caps of their own); None: the connection's
         ``max_requests_per_second`` extra, else no cap.
     :param adaptive_rate: when NXCloud throttles (HTTP 429, or Meta's 4 and 80007 passed through
         as 9099), slow down to just under the rate it accepts; the result's
