@@ -202,6 +202,8 @@ class MarkWhatsAppReadOperator(BaseOperator):
         result = BatchResult()
         try:
             client = self.hook.client
+            # The client may outlive a try (a reused operator): the metrics count this batch's share.
+            before = _client_counts(client)
             mark_messages(
                 client,
                 self.message_ids,
@@ -217,11 +219,11 @@ class MarkWhatsAppReadOperator(BaseOperator):
         except BaseException:
             if result.total:  # marking had begun: say what is known, then let the error go on
                 self.log.warning("NXCloud: interrupted after %s", result.summary())
-                self._report(context, result, client)
+                self._report(context, result, client, before)
             raise
         self.log.info("NXCloud: %s in %.1f s", result.summary(), result.elapsed_seconds)
         self.log.info("NXCloud: %s", result.describe_requests())
-        self._emit_metrics(result, client)
+        self._emit_metrics(result, client, before)
         outcome = result.to_dict()
         state = result.state
         if state == "success":
@@ -234,9 +236,11 @@ class MarkWhatsAppReadOperator(BaseOperator):
             raise AirflowFailException(result.describe_failure())
         raise NxCloudTransientError(f"{result.describe_failure()} Airflow retries will try again.")
 
-    def _report(self, context: Context, result: BatchResult, client: NxCloudClient) -> None:
+    def _report(
+        self, context: Context, result: BatchResult, client: NxCloudClient, before: tuple[int, int]
+    ) -> None:
         """Metrics and the XCom push of an interrupted batch: neither may hide why it stopped."""
-        self._emit_metrics(result, client)
+        self._emit_metrics(result, client, before)
         try:
             self._push(context, result.to_dict())
         except Exception:
@@ -247,7 +251,7 @@ class MarkWhatsAppReadOperator(BaseOperator):
         if self.do_xcom_push:
             context["ti"].xcom_push(key="return_value", value=outcome)
 
-    def _emit_metrics(self, result: BatchResult, client: NxCloudClient) -> None:
+    def _emit_metrics(self, result: BatchResult, client: NxCloudClient, before: tuple[int, int]) -> None:
         try:
             from airflow_provider_nxcloud.version_compat import Stats
 
@@ -256,8 +260,11 @@ class MarkWhatsAppReadOperator(BaseOperator):
                 for name, count in counts.items():
                     Stats.incr(f"nxcloud.{name}", count, tags={**tags, "business_phone": phone})
             Stats.incr("nxcloud.requests", result.requests, tags=tags)
-            Stats.incr("nxcloud.retries", client.retries_sent, tags=tags)
-            Stats.incr("nxcloud.throttled", client.throttled_answers, tags=tags)
+            retries, throttled = (
+                now - then for now, then in zip(_client_counts(client), before, strict=True)
+            )
+            Stats.incr("nxcloud.retries", retries, tags=tags)
+            Stats.incr("nxcloud.throttled", throttled, tags=tags)
             Stats.timing("nxcloud.batch_duration", timedelta(seconds=result.elapsed_seconds), tags=tags)
             if result.rate_limit_per_second is not None:
                 Stats.gauge("nxcloud.rate_limit", result.rate_limit_per_second, tags=tags)
@@ -273,6 +280,10 @@ class MarkWhatsAppReadOperator(BaseOperator):
         if store is None and self.durable:
             self.log.warning("durable=True needs Airflow 3.3's task state store: every try sends everything")
         return store
+
+
+def _client_counts(client: NxCloudClient) -> tuple[int, int]:
+    return client.retries_sent, client.throttled_answers
 
 
 # The counters sent per business number (the rest are the task's): a name -> messages.

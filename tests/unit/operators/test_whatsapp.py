@@ -144,6 +144,6 @@ def test_a_failing_metrics_backend_does_not_fail_the_task(monkeypatch: pytest.Mo
     monkeypatch.setattr(version_compat, "Stats", BrokenStats, raising=False)
     operator = MarkWhatsAppReadOperator(task_id="mark", message_ids=["wamid.1"])
 
-    operator._emit_metrics(BatchResult(marked=[Message("wamid.1", "8613800000000")]), client=None)  # type: ignore[arg-type]
+    operator._emit_metrics(BatchResult(marked=[Message("wamid.1", "8613800000000")]), None, (0, 0))  # type: ignore[arg-type]
 
     assert tried, "the backend was asked (and failed), and the error went no further"
