@@ -16,6 +16,7 @@ import threading
 import time
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor, wait
+from contextlib import contextmanager
 from itertools import chain
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -31,7 +32,7 @@ from airflow_provider_nxcloud.client.errors import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Callable, Iterator, Mapping
 
     from airflow_provider_nxcloud.batch.checkpoint import Checkpoint
     from airflow_provider_nxcloud.batch.conversations import Unit
@@ -177,7 +178,8 @@ def run_batch(
     result: BatchResult | None = None,
     stop: threading.Event | None = None,
 ) -> BatchResult:
-    """Mark ``batch.messages`` with ``options.max_workers`` threads sharing ``client``.
+    """
+    Mark ``batch.messages`` with ``options.max_workers`` threads sharing ``client``.
 
     ``result`` and ``stop``: as ``mark_messages`` says.
     """
@@ -194,63 +196,61 @@ def run_batch(
     units, result.conversations = units_to_send(todo, grouped=options.one_request_per_conversation)
     outcomes: list[Outcome | None] = [None] * len(todo)
     requests_before = client.requests_sent
-    try:
-        if units:
-            _send(client, units, todo, outcomes, options, progress, progress_interval, started, stop)
-    finally:
-        # Also when interrupted: the workers have stopped, so ``outcomes`` is final.
+
+    def finish() -> None:
         result.requests = client.requests_sent - requests_before
         _collect(result, batch, todo, outcomes, progress)
         result.elapsed_seconds = time.monotonic() - started
         result.rate_limit_per_second = client.rate_limit_found
+
+    if units:
+        workers = min(options.max_workers, len(units))
+        client.ready_for_threads(workers)
+        shares = NumberShares(units, todo, workers)
+        # One event for an abort and for the caller's stop: a unit being sent finishes its tier.
+        stop = stop if stop is not None else threading.Event()
+
+        def work() -> None:
+            while (index := shares.take()) is not None:
+                try:
+                    if stop.is_set():
+                        return
+                    if _mark_unit(client, todo, units[index], outcomes, options, stop):
+                        stop.set()
+                    progress.add(chain.from_iterable(units[index]), outcomes)
+                finally:
+                    shares.done(index)
+
+        with (
+            _finishing_if_interrupted(finish),  # exits last: once the workers have stopped
+            progress.flushing(),
+            ThreadPoolExecutor(max_workers=workers, thread_name_prefix="nxcloud") as pool,
+        ):
+            futures = [pool.submit(work) for _ in range(workers)]
+            try:
+                while wait(futures, timeout=progress_interval).not_done:
+                    _log_progress(outcomes, started)
+            except BaseException:
+                client.cancel()  # the task is being killed: in-flight requests finish, no retries
+                raise
+            finally:
+                stop.set()
+            for future in futures:
+                future.result()
+    finish()
     if result.state == "success":
         progress.clear()
     return result
 
 
-def _send(
-    client: MarkReadClient,
-    units: list[Unit],
-    todo: list[Message],
-    outcomes: list[Outcome | None],
-    options: BatchOptions,
-    progress: Progress,
-    progress_interval: float,
-    started: float,
-    stopped_by_caller: threading.Event | None,
-) -> None:
-    workers = min(options.max_workers, len(units))
-    client.ready_for_threads(workers)
-    shares = NumberShares(units, todo, workers)
-    # One event for an abort and for the caller's stop: a unit being sent finishes its tier.
-    stop = stopped_by_caller or threading.Event()
-
-    def work() -> None:
-        while (index := shares.take()) is not None:
-            try:
-                if stop.is_set():
-                    return
-                if _mark_unit(client, todo, units[index], outcomes, options, stop):
-                    stop.set()
-                progress.add(chain.from_iterable(units[index]), outcomes)
-            finally:
-                shares.done(index)
-
-    with (
-        progress.flushing(),
-        ThreadPoolExecutor(max_workers=workers, thread_name_prefix="nxcloud") as pool,
-    ):
-        futures = [pool.submit(work) for _ in range(workers)]
-        try:
-            while wait(futures, timeout=progress_interval).not_done:
-                _log_progress(outcomes, started)
-        except BaseException:
-            client.cancel()  # the task is being killed: in-flight requests finish, no retries
-            raise
-        finally:
-            stop.set()
-        for future in futures:
-            future.result()
+@contextmanager
+def _finishing_if_interrupted(finish: Callable[[], None]) -> Iterator[None]:
+    """Run ``finish`` when an exception (a timeout, a kill) leaves the block, then let it go on."""
+    try:
+        yield
+    except BaseException:
+        finish()
+        raise
 
 
 def _collect(
