@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
+import threading
 from collections import defaultdict
 from typing import TYPE_CHECKING, Any
 
@@ -14,6 +16,7 @@ import pytest
 from airflow_provider_nxcloud.testing import Faults
 from tests.compat import AIRFLOW_2, read_xcom
 from tests.conftest import DAGS_FOLDER, load_dag_module
+from tests.support import wait_until
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -160,3 +163,38 @@ def test_do_xcom_push_false_leaves_no_xcom_on_a_failing_task(
     assert result.task_state("mark") == "failed"
     assert nxcloud_sandbox.marked_ids() == {"wamid.np1", "wamid.np3"}, "the batch ran"
     assert result.xcom("mark") is None
+
+
+@pytest.mark.skipif(AIRFLOW_2, reason="Airflow 2's SIGTERM handler raises in execute: the timeout's path")
+def test_sigterm_mid_batch_stops_it_and_pushes_the_ids_marked_so_far(
+    run_dag, nxcloud_sandbox: NxCloudSandbox
+) -> None:
+    # Airflow 3's task runner answers SIGTERM with on_kill and no exception: the batch must end
+    # by itself, soon, and push what it marked.
+    nxcloud_sandbox.set_faults(Faults(latency=0.05))
+    sent: list[str] = []
+
+    def kill_mid_batch() -> None:
+        if not wait_until(lambda: len(nxcloud_sandbox.requests) >= 200, timeout=DAG_RUN_TIMEOUT):
+            sent.append("the batch never reached 200 requests")
+            return
+        # Only to Airflow's handler: the default action would end pytest itself.
+        if signal.getsignal(signal.SIGTERM) in (signal.SIG_DFL, signal.SIG_IGN, None):
+            sent.append("no SIGTERM handler installed by Airflow")
+            return
+        os.kill(os.getpid(), signal.SIGTERM)
+        sent.append("sent")
+
+    killer = threading.Thread(target=kill_mid_batch)
+    killer.start()
+    result = run_dag("operator_scenarios", dag_id="nx_sigterm")
+    killer.join(timeout=DAG_RUN_TIMEOUT)
+
+    assert sent == ["sent"]
+    assert result.task_state("mark") == "failed"
+    outcome = result.xcom("mark")
+    marked = set(outcome["marked"])
+    assert marked == nxcloud_sandbox.marked_ids()
+    assert 200 <= len(marked) < 2000
+    assert outcome["counts"]["not_attempted"] > 0, "once killed, nothing more is sent"
+    assert len(nxcloud_sandbox.requests) < 2000

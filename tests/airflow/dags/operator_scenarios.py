@@ -156,3 +156,10 @@ with DAG("nx_no_push", **NO_SCHEDULE) as nx_no_push:
     MarkWhatsAppReadOperator(
         task_id="mark", message_ids=["wamid.np1", "wamid.np2", "wamid.np3"], do_xcom_push=False
     )
+
+
+# Killed (SIGTERM) mid-batch by the test: 2,000 ids at 50 ms over 10 workers take about 11 s.
+with DAG("nx_sigterm", **NO_SCHEDULE) as nx_sigterm:
+    MarkWhatsAppReadOperator(
+        task_id="mark", message_ids=[f"wamid.term{i}" for i in range(2000)], max_workers=10
+    )
