@@ -52,7 +52,10 @@ CONN_FIELDS: dict[str, dict[str, Any]] = {
     },
     "max_requests_per_second": {
         "label": "Max requests per second",
-        "description": "Rate cap for this connection; empty means no cap.",
+        "description": (
+            "Rate cap of each task try using this connection (all its workers, retries included), "
+            "not of all tasks together: a pool of N slots allows N times it. Empty means no cap."
+        ),
         "schema": {"type": ["number", "null"]},
     },
     "adaptive_rate": {

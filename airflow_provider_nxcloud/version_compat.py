@@ -8,6 +8,9 @@ we support, and a dependency would add its own Airflow floor and release pins fo
 
 ``dag``, ``task`` and ``DAG`` are here for DAG files that must run on 2.x and 3.x alike (the
 example DAGs): ``airflow.decorators`` warns on 3.x and ``airflow.sdk`` is missing on 2.x.
+``Stats`` (metrics) lives in ``airflow.sdk.observability.stats`` from 3.3 (``airflow.stats`` warns
+there), ``airflow.observability.stats`` on 3.2 and ``airflow.stats`` before: the homes
+apache/airflow's common.compat ``sdk.py`` lists for it.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ if TYPE_CHECKING:
     from airflow.sdk import DAG, BaseHook, BaseOperator, dag, task
     from airflow.sdk import Context as Context
     from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
+    from airflow.sdk.observability.stats import Stats
 else:
     try:
         from airflow.sdk import BaseOperator
@@ -33,8 +37,13 @@ else:
     except ImportError:  # Airflow 2.x
         from airflow.exceptions import AirflowFailException, AirflowSkipException
 
+    _STATS_HOMES = ("airflow.sdk.observability.stats", "airflow.observability.stats", "airflow.stats")
+
     def __getattr__(name: str) -> Any:
-        # Resolved on first use: DAG files need them, the operator and hook modules do not.
+        # Resolved on first use: DAG files need them, the operator and hook modules do not (the
+        # operator needs Stats only once a batch is over).
+        if name == "Stats":
+            return _resolve_stats()
         if name not in {"DAG", "dag", "task"}:
             raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
         try:
@@ -48,5 +57,26 @@ else:
         globals()[name] = value
         return value
 
+    def _resolve_stats() -> Any:
+        import importlib
 
-__all__ = ["DAG", "AirflowFailException", "AirflowSkipException", "BaseHook", "BaseOperator", "dag", "task"]
+        for home in _STATS_HOMES:
+            try:
+                module = importlib.import_module(home)
+            except ImportError:
+                continue
+            globals()["Stats"] = module.Stats
+            return module.Stats
+        raise ImportError(f"no Airflow Stats in any of {', '.join(_STATS_HOMES)}")
+
+
+__all__ = [
+    "DAG",
+    "AirflowFailException",
+    "AirflowSkipException",
+    "BaseHook",
+    "BaseOperator",
+    "Stats",
+    "dag",
+    "task",
+]

@@ -16,6 +16,7 @@ import threading
 import time
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor, wait
+from contextlib import contextmanager
 from itertools import chain
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -32,7 +33,7 @@ from airflow_provider_nxcloud.client.errors import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Callable, Iterator, Mapping
 
     from airflow_provider_nxcloud.batch.checkpoint import Checkpoint
     from airflow_provider_nxcloud.batch.conversations import Unit
@@ -91,6 +92,8 @@ def mark_messages(
     business_phone: str | None = None,
     options: BatchOptions | None = None,
     checkpoint: Checkpoint | None = None,
+    result: BatchResult | None = None,
+    stop: threading.Event | None = None,
 ) -> BatchResult:
     """
     Validate ``messages`` (anything the operator's ``message_ids`` takes), then mark them.
@@ -99,6 +102,12 @@ def mark_messages(
     for a message. Messages without a business phone get ``business_phone``, else the client's.
     With a ``checkpoint`` (``batch/checkpoint.py``), what is marked is recorded there as the batch
     goes, and a new call with the same input sends only what an earlier one did not mark.
+
+    ``result`` (an empty ``BatchResult``) is filled in and returned; when the call is interrupted
+    (a timeout or a kill raising in this thread) it is still filled in with what is known, the
+    rest ``not_attempted``, before the exception leaves: the caller can report it. Setting
+    ``stop`` (from any thread, or a signal handler) ends the batch early the same way, without
+    an exception: no new message is sent.
     """
     options = options or BatchOptions()
     batch = normalise_messages(
@@ -108,7 +117,7 @@ def mark_messages(
         fallback_business_phone=(lambda: client.business_phone) if business_phone is None else None,
         max_age_days=options.max_message_age_days,
     )
-    return run_batch(client, batch, options=options, checkpoint=checkpoint)
+    return run_batch(client, batch, options=options, checkpoint=checkpoint, result=result, stop=stop)
 
 
 def _mark_one(client: MarkReadClient, message: Message, options: BatchOptions, *, typing: bool) -> Outcome:
@@ -193,16 +202,20 @@ def run_batch(
     options: BatchOptions | None = None,
     progress_interval: float = PROGRESS_INTERVAL_SECONDS,
     checkpoint: Checkpoint | None = None,
+    result: BatchResult | None = None,
+    stop: threading.Event | None = None,
 ) -> BatchResult:
-    """Mark ``batch.messages`` with ``options.max_workers`` threads sharing ``client``."""
+    """
+    Mark ``batch.messages`` with ``options.max_workers`` threads sharing ``client``.
+
+    ``result`` and ``stop``: as ``mark_messages`` says.
+    """
     options = options or BatchOptions()
     if options.typing_indicator:
         require_appkey(client.appkey)  # a configuration error, before any request
     started = time.monotonic()
-    result = BatchResult(duplicates=batch.duplicates)
-    if batch.too_old:  # never with max_age_days None (no age check), which ``:g`` cannot format
-        age = f"older than {batch.max_age_days:g} days: WhatsApp cannot mark it read"
-        result.skipped.extend(Outcome(m, "skipped", None, age) for m in batch.too_old)
+    result = result if result is not None else BatchResult()
+    result.duplicates = batch.duplicates
 
     # Those an earlier try marked are out before units are formed: a thread whose newest was
     # marked is done, and the rest of a thread is sent as a thread of its own.
@@ -211,12 +224,20 @@ def run_batch(
     # Too-old messages are already out: a thread's newest is its newest still markable message.
     units, result.conversations = units_to_send(todo, grouped=options.one_request_per_conversation)
     outcomes: list[Outcome | None] = [None] * len(todo)
+    requests_before = client.requests_sent
+
+    def finish() -> None:
+        result.requests = client.requests_sent - requests_before
+        _collect(result, batch, todo, outcomes, progress)
+        result.elapsed_seconds = time.monotonic() - started
+        result.rate_limit_per_second = client.rate_limit_found
+
     if units:
         workers = min(options.max_workers, len(units))
         client.ready_for_threads(workers)
-        requests_before = client.requests_sent
         shares = NumberShares(units, todo, workers)
-        stop = threading.Event()
+        # One event for an abort and for the caller's stop: a unit being sent finishes its tier.
+        stop = stop if stop is not None else threading.Event()
 
         def work() -> None:
             while (index := shares.take()) is not None:
@@ -230,6 +251,7 @@ def run_batch(
                     shares.done(index)
 
         with (
+            _finishing_if_interrupted(finish),  # exits last: once the workers have stopped
             progress.flushing(),
             ThreadPoolExecutor(max_workers=workers, thread_name_prefix="nxcloud") as pool,
         ):
@@ -244,8 +266,33 @@ def run_batch(
                 stop.set()
             for future in futures:
                 future.result()
-        result.requests = client.requests_sent - requests_before
+    finish()
+    if result.state == "success":
+        progress.clear()
+    return result
 
+
+@contextmanager
+def _finishing_if_interrupted(finish: Callable[[], None]) -> Iterator[None]:
+    """Run ``finish`` when an exception (a timeout, a kill) leaves the block, then let it go on."""
+    try:
+        yield
+    except BaseException:
+        finish()
+        raise
+
+
+def _collect(
+    result: BatchResult,
+    batch: NormalisedInput,
+    todo: list[Message],
+    outcomes: list[Outcome | None],
+    progress: Progress,
+) -> None:
+    """Every message into ``result``, once: filled in only here, so a result is empty or whole."""
+    if batch.too_old:  # never with max_age_days None (no age check), which ``:g`` cannot format
+        age = f"older than {batch.max_age_days:g} days: WhatsApp cannot mark it read"
+        result.skipped.extend(Outcome(m, "skipped", None, age) for m in batch.too_old)
     result.marked.extend(progress.earlier)
     result.marked_earlier = len(progress.earlier)
     for message, outcome in zip(todo, outcomes, strict=True):
@@ -254,7 +301,7 @@ def run_batch(
         elif outcome.status == "marked":
             result.marked.append(message)
             if outcome.via is not None:
-                result.marked_with_newer += 1
+                result.marked_via[message] = outcome.via
             result.typing_indicators += outcome.typing_indicator
         elif outcome.status == "skipped":
             result.skipped.append(outcome)
@@ -262,11 +309,6 @@ def run_batch(
             result.failed.append(outcome)
             if outcome.status == "aborted" and result.abort is None:
                 result.abort = outcome
-    result.elapsed_seconds = time.monotonic() - started
-    result.rate_limit_per_second = client.rate_limit_found
-    if result.state == "success":
-        progress.clear()
-    return result
 
 
 class NumberShares:

@@ -45,17 +45,23 @@ class BatchResult:
     duplicates: int = 0
     abort: Outcome | None = None
     elapsed_seconds: float = 0.0
-    # Requests the client sent for this batch (retries included), the conversations its
-    # messages belong to, and how many were marked through a newer message: requests saved.
+    # Requests the client sent for this batch (retries included), and the conversations its
+    # messages belong to.
     requests: int = 0
     conversations: int = 0
-    marked_with_newer: int = 0
+    # Of ``marked``, those marked by a newer message's request (each with that message): the
+    # requests one request per conversation saved.
+    marked_via: dict[Message, Message] = field(default_factory=dict)
     # Of ``marked``, those an earlier try marked (read from the checkpoint): not sent again.
     marked_earlier: int = 0
     # The rate NXCloud throttled at (requests/s), a value for ``max_requests_per_second`` next time.
     rate_limit_per_second: float | None = None
     # Requests that marked their message and showed the customer "typing..." (at most one a unit).
     typing_indicators: int = 0
+
+    @property
+    def marked_with_newer(self) -> int:
+        return len(self.marked_via)
 
     @property
     def total(self) -> int:
@@ -84,6 +90,7 @@ class BatchResult:
             "conversations": self.conversations,
             "marked_earlier": self.marked_earlier,
             "typing_indicators": self.typing_indicators,
+            "marked_with_newer": self.marked_with_newer,
         }
 
     def failures_by_cause(self) -> str:
@@ -136,6 +143,8 @@ class BatchResult:
 
         document: dict[str, Any] = {
             "marked": [m.message_id for m in self.marked],
+            # Which newer message's request marked an id; the others in ``marked`` had their own.
+            "marked_with_newer": {m.message_id: via.message_id for m, via in self.marked_via.items()},
             "skipped": [entry(o) for o in self.skipped],
             "failed": [{**entry(o), "retryable": o.status == "retryable"} for o in self.failed],
             "not_attempted": [m.message_id for m in self.not_attempted],

@@ -125,6 +125,8 @@ class NxCloudClient:
         self._clock_offset_ms = 0
         self._cancelled = threading.Event()
         self._requests_sent = 0
+        self._retries_sent = 0
+        self._throttled_answers = 0
         self._lock = threading.Lock()
         self._transport = self._new_transport(DEFAULT_POOL_SIZE)
         rate = settings.max_requests_per_second
@@ -161,6 +163,16 @@ class NxCloudClient:
     def requests_sent(self) -> int:
         """HTTP requests this client has sent: every attempt, retries and re-signed ones included."""
         return self._requests_sent
+
+    @property
+    def retries_sent(self) -> int:
+        """Of ``requests_sent``, those that repeated a request already sent (a retry or a re-signing)."""
+        return self._retries_sent
+
+    @property
+    def throttled_answers(self) -> int:
+        """Answers that said "too fast" (HTTP 429, Meta's rate-limit codes): each was retried or failed."""
+        return self._throttled_answers
 
     @property
     def rate_limit_found(self) -> float | None:
@@ -210,7 +222,8 @@ class NxCloudClient:
         """
         payload = serialise_body(body)
         phone = body.get("business_phone")
-        attempt = (self._attempt, path, action, biz_type, payload, retry_overrides, phone)
+        sent: list[bool] = []  # one entry per request of this call: all but the first are retries
+        attempt = (self._attempt, path, action, biz_type, payload, retry_overrides, phone, sent)
         try:
             response = self._retrying(*attempt)
             if response.code == CLOCK_SKEW_CODE and self._learn_clock_offset(response):
@@ -274,6 +287,7 @@ class NxCloudClient:
         payload: bytes,
         retry_overrides: Mapping[CodeKey, bool],
         business_phone: str | None,
+        sent: list[bool],
     ) -> NxCloudResponse:
         settings = self.settings
         limiters = self._limiters_for(business_phone)
@@ -293,12 +307,17 @@ class NxCloudClient:
         )
         with self._lock:  # += is not atomic across threads
             self._requests_sent += 1
+            self._retries_sent += bool(sent)
+        sent.append(True)
         answer = self._transport.post(path, headers, payload)
         throttle: ThrottleScope | None = None
         try:
             return interpret(answer, retry_overrides)
         except NxCloudTransientError as error:
             throttle = error.throttle
+            if throttle is not None:
+                with self._lock:
+                    self._throttled_answers += 1
             raise
         finally:
             for (scope, limiter), at in zip(limiters, sent_at, strict=True):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+from datetime import timedelta
 from functools import cached_property
 from inspect import signature
 from typing import TYPE_CHECKING, Any
@@ -17,6 +19,8 @@ if TYPE_CHECKING:
 
     from airflow_provider_nxcloud.batch.checkpoint import Checkpoint
     from airflow_provider_nxcloud.batch.options import CodeActions
+    from airflow_provider_nxcloud.batch.results import BatchResult
+    from airflow_provider_nxcloud.client.client import NxCloudClient
     from airflow_provider_nxcloud.hooks.nxcloud import NxCloudHook
     from airflow_provider_nxcloud.version_compat import Context
 
@@ -56,14 +60,32 @@ class MarkWhatsAppReadOperator(BaseOperator):
 
     The task ends **success** when every message was marked (or skipped), **skipped** when there
     was nothing to mark, and **failed** otherwise: without Airflow retries for credential,
-    configuration or permanent per-message errors, with them for transient ones. The result is
-    pushed to XCom (``return_value``) in every case, so an ``all_done`` downstream task can
-    record it::
+    configuration or permanent per-message errors, with them for transient ones. The result::
 
-        {"marked": [ids], "skipped": [{message_id, business_phone, code, meta_code, reason}],
+        {"marked": [ids], "marked_with_newer": {id: newer_id},
+         "skipped": [{message_id, business_phone, code, meta_code, reason}],
          "failed": [{message_id, business_phone, code, meta_code, reason, retryable}],
          "not_attempted": [ids], "counts": {...},
          "rate_limit_per_second": float}  # only when NXCloud throttled
+
+    ``marked`` lists every id marked; ``marked_with_newer`` says which of them a newer message's
+    request marked (see ``one_request_per_conversation``), and by which message.
+
+    With ``do_xcom_push`` (the default) the result is pushed to XCom (``return_value``) when the
+    task succeeds, is skipped or fails for its messages, so an ``all_done`` downstream task can
+    record it; and, with the ids marked so far and the rest ``not_attempted``, when marking is
+    interrupted once it has begun: ``execution_timeout``, a kill (SIGTERM: ``on_kill`` stops the
+    batch, which ends failed with the rest ``not_attempted``) or any other exception. The
+    original error is raised all the same. Nothing is pushed when the input or the connection is
+    invalid (nothing was sent), nor after a SIGKILL. With ``do_xcom_push=False`` nothing is
+    pushed on any path.
+
+    After the batch, on every path above, the task sends metrics through Airflow's ``Stats``
+    (StatsD or OpenTelemetry, as the worker's ``[metrics]`` section says): the counters
+    ``nxcloud.marked``, ``nxcloud.marked_with_newer``, ``nxcloud.skipped``, ``nxcloud.failed``,
+    ``nxcloud.retryable`` (per business number), ``nxcloud.requests``, ``nxcloud.retries``,
+    ``nxcloud.throttled``, the timer ``nxcloud.batch_duration`` and the gauge
+    ``nxcloud.rate_limit``. A failing metrics backend is logged, never fails the task.
 
     :param message_ids: ids, records (``id``/``message_id``, ``business_phone``, ``from`` or
         ``from_user_id``, ``timestamp``, ``group_id``), webhook payloads, or an XComArg of any of
@@ -72,7 +94,8 @@ class MarkWhatsAppReadOperator(BaseOperator):
         connection's ``business_phone`` extra. (templated)
     :param nxcloud_conn_id: the ``nxcloud`` connection. (templated)
     :param max_workers: requests in flight at once.
-    :param max_requests_per_second: rate cap, retries included; None: the connection's
+    :param max_requests_per_second: rate cap of this task try (all workers, retries included;
+        other tasks on the connection have caps of their own); None: the connection's
         ``max_requests_per_second`` extra, else no cap.
     :param adaptive_rate: when NXCloud throttles (HTTP 429, or Meta's 4 and 80007 passed through
         as 9099), slow down to just under the rate it accepts; the result's
@@ -171,37 +194,94 @@ class MarkWhatsAppReadOperator(BaseOperator):
             adaptive_rate=self.adaptive_rate,
         )
 
+    @cached_property
+    def _stop(self) -> threading.Event:
+        """Set by ``on_kill``: the batch sends nothing more and ends, its result still pushed."""
+        return threading.Event()
+
     def on_kill(self) -> None:
+        # Runs in the task's own thread (a signal handler, or after a timeout): only sets flags.
+        self._stop.set()
         # A hook built here costs nothing and cancels nothing: only a built client has requests.
         self.hook.cancel()
 
     def execute(self, context: Context) -> dict[str, Any]:
-        try:
-            from airflow_provider_nxcloud.batch.engine import mark_messages  # with the hook: at run time
+        from airflow_provider_nxcloud.batch.engine import mark_messages  # with the hook: at run time
+        from airflow_provider_nxcloud.batch.results import BatchResult
 
-            result = mark_messages(
-                self.hook.client,
+        # Filled in by the engine even when a timeout or a kill interrupts it.
+        result = BatchResult()
+        try:
+            client = self.hook.client
+            # The client may outlive a try (a reused operator): the metrics count this batch's share.
+            before = _client_counts(client)
+            mark_messages(
+                client,
                 self.message_ids,
                 business_phone=self.business_phone or None,
                 options=self.options,
                 checkpoint=self._checkpoint(context),
+                result=result,
+                stop=self._stop,
             )
         except NxCloudConfigError as error:
             # Bad input or connection settings do not heal on retry.
             raise AirflowFailException(str(error)) from None
-        outcome = result.to_dict()
+        except BaseException:
+            if result.total:  # marking had begun: say what is known, then let the error go on
+                self.log.warning("NXCloud: interrupted after %s", result.summary())
+                self._report(context, result, client, before)
+            raise
         self.log.info("NXCloud: %s in %.1f s", result.summary(), result.elapsed_seconds)
         self.log.info("NXCloud: %s", result.describe_requests())
+        self._emit_metrics(result, client, before)
+        outcome = result.to_dict()
         state = result.state
         if state == "success":
             return outcome
         # Pushed before raising, so an all_done downstream task sees what happened.
-        context["ti"].xcom_push(key="return_value", value=outcome)
+        self._push(context, outcome)
         if state == "skipped":
             raise AirflowSkipException(f"Nothing to mark read: {result.summary()}")
         if state == "failed":
             raise AirflowFailException(result.describe_failure())
         raise NxCloudTransientError(f"{result.describe_failure()} Airflow retries will try again.")
+
+    def _report(
+        self, context: Context, result: BatchResult, client: NxCloudClient, before: tuple[int, int]
+    ) -> None:
+        """Metrics and the XCom push of an interrupted batch: neither may hide why it stopped."""
+        self._emit_metrics(result, client, before)
+        try:
+            self._push(context, result.to_dict())
+        except Exception:
+            self.log.exception("NXCloud: could not push the result of the interrupted batch")
+
+    def _push(self, context: Context, outcome: dict[str, Any]) -> None:
+        # Airflow pushes a returned value only with do_xcom_push; the paths that push here obey it too.
+        if self.do_xcom_push:
+            context["ti"].xcom_push(key="return_value", value=outcome)
+
+    def _emit_metrics(self, result: BatchResult, client: NxCloudClient, before: tuple[int, int]) -> None:
+        try:
+            from airflow_provider_nxcloud.version_compat import Stats
+
+            tags = {"dag_id": self.dag_id, "task_id": self.task_id}
+            for phone, counts in _per_number_counts(result).items():
+                for name, count in counts.items():
+                    Stats.incr(f"nxcloud.{name}", count, tags={**tags, "business_phone": phone})
+            Stats.incr("nxcloud.requests", result.requests, tags=tags)
+            retries, throttled = (
+                now - then for now, then in zip(_client_counts(client), before, strict=True)
+            )
+            Stats.incr("nxcloud.retries", retries, tags=tags)
+            Stats.incr("nxcloud.throttled", throttled, tags=tags)
+            Stats.timing("nxcloud.batch_duration", timedelta(seconds=result.elapsed_seconds), tags=tags)
+            if result.rate_limit_per_second is not None:
+                Stats.gauge("nxcloud.rate_limit", result.rate_limit_per_second, tags=tags)
+        except Exception:
+            # Metrics are for dashboards: a missing or broken backend must not fail the batch.
+            self.log.warning("NXCloud: metrics were not sent", exc_info=True)
 
     def _checkpoint(self, context: Context) -> Checkpoint | None:
         """Airflow 3.3's task state store, which is a ``Checkpoint`` as it is (get, set, delete)."""
@@ -211,6 +291,35 @@ class MarkWhatsAppReadOperator(BaseOperator):
         if store is None and self.durable:
             self.log.warning("durable=True needs Airflow 3.3's task state store: every try sends everything")
         return store
+
+
+def _client_counts(client: NxCloudClient) -> tuple[int, int]:
+    return client.retries_sent, client.throttled_answers
+
+
+# The counters sent per business number (the rest are the task's): a name -> messages.
+PER_NUMBER_COUNTERS = ("marked", "marked_with_newer", "skipped", "failed", "retryable")
+
+
+def _per_number_counts(result: BatchResult) -> dict[str, dict[str, int]]:
+    """Per business phone, how many messages each per-number counter counts (zeros included)."""
+    counts: dict[str, dict[str, int]] = {}
+
+    def add(name: str, phone: str) -> None:
+        counts.setdefault(phone, dict.fromkeys(PER_NUMBER_COUNTERS, 0))[name] += 1
+
+    # Those an earlier try marked (durable) were counted by that try: they lead the list.
+    for message in result.marked[result.marked_earlier :]:
+        add("marked", message.business_phone)
+    for message in result.marked_via:
+        add("marked_with_newer", message.business_phone)
+    for outcome in result.skipped:
+        add("skipped", outcome.message.business_phone)
+    for outcome in result.failed:
+        add("failed", outcome.message.business_phone)
+        if outcome.status == "retryable":
+            add("retryable", outcome.message.business_phone)
+    return counts
 
 
 # The arguments that make the batch's options, as ``_batch_options`` names them.

@@ -145,6 +145,7 @@ def test_sharded_backlog_is_mapped_in_chunks_and_summed(
     assert result.xcom("summarise") == {
         "total": 14, "marked": 13, "skipped": 1, "failed": 0, "not_attempted": 0, "duplicates": 0,
         "requests": 13, "conversations": 0, "marked_earlier": 0, "typing_indicators": 0,
+        "marked_with_newer": 0,
     }  # fmt: skip
 
 

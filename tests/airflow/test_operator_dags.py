@@ -26,6 +26,7 @@ def test_ids_from_upstream_task_are_all_marked(run_dag, nxcloud_sandbox: NxCloud
     assert outcome["counts"] == {
         "total": 3, "marked": 3, "skipped": 0, "failed": 0, "not_attempted": 0, "duplicates": 1,
         "requests": 3, "conversations": 0, "marked_earlier": 0, "typing_indicators": 0,
+        "marked_with_newer": 0,
     }  # fmt: skip
     assert result.xcom("record")["counts"]["marked"] == 3
 

@@ -144,7 +144,7 @@ def test_reconcile(database: str, tmp_path: Path, figure: Callable[[str, object]
             "not_attempted": 0, "duplicates": 0,
             # Each seeded row has a customer of its own: one conversation, one request per row sent.
             "requests": FRESH + REFUSED, "conversations": FRESH + REFUSED, "marked_earlier": 0,
-            "typing_indicators": 0,
+            "typing_indicators": 0, "marked_with_newer": 0,
         }  # fmt: skip
 
         requests = sandbox.requests()

@@ -108,3 +108,34 @@ def test_operator_on_kill_cancels_its_hook(nxcloud_sandbox: NxCloudSandbox) -> N
     with pytest.raises(NxCloudTransientError, match="the client was cancelled"):
         hook.mark_message_as_read("wamid.k1")
     assert nxcloud_sandbox.requests == []
+
+
+def test_operator_on_kill_stops_the_batch_and_leaves_the_rest_not_attempted(
+    nxcloud_sandbox: NxCloudSandbox,
+) -> None:
+    # Airflow 3 calls on_kill from its SIGTERM handler and lets execute go on: the batch must end
+    # soon, every id accounted for, so that execute pushes its result.
+    from airflow_provider_nxcloud.batch.engine import mark_messages
+    from airflow_provider_nxcloud.operators.whatsapp import MarkWhatsAppReadOperator
+
+    nxcloud_sandbox.set_faults(Faults(latency=0.02))
+    ids = [f"wamid.kill{i}" for i in range(300)]
+    operator = MarkWhatsAppReadOperator(task_id="mark", message_ids=ids)
+    results = []
+    batch = threading.Thread(
+        target=lambda: results.append(
+            mark_messages(operator.hook.client, ids, stop=operator._stop, options=operator.options)
+        )
+    )
+    batch.start()
+    assert wait_until(lambda: len(nxcloud_sandbox.requests) >= 20, timeout=10), "the batch never started"
+
+    operator.on_kill()
+    batch.join(timeout=10)
+
+    assert not batch.is_alive(), "the batch went on after on_kill"
+    (result,) = results
+    assert {m.message_id for m in result.marked} == nxcloud_sandbox.marked_ids()
+    assert 20 <= len(result.marked) < 300
+    assert len(result.marked) + len(result.failed) + len(result.not_attempted) == 300
+    assert len(result.not_attempted) > 0, "once stopped, nothing more is sent"

@@ -10,7 +10,12 @@ import pytest
 from airflow_provider_nxcloud.batch import mark_messages
 from airflow_provider_nxcloud.client import NxCloudApiError, NxCloudClient
 from airflow_provider_nxcloud.hooks.nxcloud import NxCloudHook
-from airflow_provider_nxcloud.testing import DEFAULT_ACCESS_KEY, DEFAULT_ACCESS_SECRET, DEFAULT_BUSINESS_PHONE
+from airflow_provider_nxcloud.testing import (
+    DEFAULT_ACCESS_KEY,
+    DEFAULT_ACCESS_SECRET,
+    DEFAULT_BUSINESS_PHONE,
+    Faults,
+)
 
 if TYPE_CHECKING:
     from airflow_provider_nxcloud.testing import NxCloudSandbox
@@ -45,6 +50,19 @@ def test_a_refused_id_raises_with_the_code(nxcloud_sandbox: NxCloudSandbox) -> N
     with pytest.raises(NxCloudApiError) as raised:
         client_for(nxcloud_sandbox).mark_message_as_read("wamid.unknown")
     assert raised.value.code == 9099
+
+
+def test_the_client_counts_requests_retries_and_throttled_answers(nxcloud_sandbox: NxCloudSandbox) -> None:
+    nxcloud_sandbox.set_faults(
+        Faults(scripts={"wamid.n1": ["-1", "503"], "wamid.n2": ["429"]}, retry_after=0.01)
+    )
+    client = client_for(nxcloud_sandbox)
+
+    for message_id in ("wamid.n1", "wamid.n2", "wamid.n3"):
+        client.mark_message_as_read(message_id)
+
+    assert (client.requests_sent, client.retries_sent, client.throttled_answers) == (6, 3, 1)
+    assert len(nxcloud_sandbox.requests) == 6
 
 
 def test_mark_messages_takes_the_client_and_defaults(nxcloud_sandbox: NxCloudSandbox) -> None:

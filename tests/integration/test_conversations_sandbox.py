@@ -57,6 +57,25 @@ def test_one_request_per_conversation_reads_every_thread(
     assert (counts["requests"], counts["conversations"]) == (3, 3) == (len(seeded.requests), 3)
 
 
+def test_the_result_says_which_newer_message_marked_each_id(monkeypatch: pytest.MonkeyPatch) -> None:
+    threads = {customer: thread(customer, 4) for customer in ("15550011", "15550012", "15550013")}
+    inbox = [record for records in threads.values() for record in records]
+    with NxCloudSandbox(inbound=inbox) as sandbox:
+        monkeypatch.setenv("AIRFLOW_CONN_NXCLOUD_DEFAULT", sandbox.connection_json())
+
+        document = NxCloudHook().mark_messages_as_read(inbox).to_dict()
+
+        newest = {records[-1]["id"]: records for records in threads.values()}
+        assert {r.message_id for r in sandbox.requests} == set(newest)
+        assert sorted(document["marked"]) == sorted(ids(inbox))
+        assert document["marked_with_newer"] == {
+            r["id"]: newest_id for newest_id, records in newest.items() for r in records[:-1]
+        }
+        assert document["counts"]["marked_with_newer"] == 9
+        assert (document["counts"]["requests"], document["counts"]["marked"]) == (3, 12)
+        assert sandbox.read_ids() == ids(inbox)
+
+
 def test_a_deleted_newest_message_cannot_leave_its_thread_unread(
     inbox: list[dict[str, Any]], monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -22,6 +22,7 @@ def test_each_name_comes_from_its_home_on_this_airflow() -> None:
         assert homes["AirflowSkipException"] == "airflow.exceptions.AirflowSkipException"
         assert homes["dag"] == "airflow.models.dag.dag"  # what airflow.decorators re-exports
         assert homes["task"].startswith("airflow.decorators")
+        assert homes["Stats"] == "airflow.stats.Stats"
         return
     # 3.x: the task SDK, except BaseHook on 3.0 (airflow.sdk.BaseHook arrived with 3.1).
     assert homes["BaseOperator"].startswith("airflow.sdk.")
@@ -32,6 +33,10 @@ def test_each_name_comes_from_its_home_on_this_airflow() -> None:
         assert homes["BaseHook"] == "airflow.hooks.base.BaseHook"
     else:
         assert homes["BaseHook"].startswith("airflow.sdk.")
+    # 3.3 moved Stats into the task SDK; its old home still works but warns on every import.
+    if AIRFLOW_VERSION >= (3, 3):
+        assert homes["Stats"].startswith("airflow.sdk.")
+    assert callable(version_compat.Stats.incr)
 
 
 def test_unknown_names_raise_attribute_error() -> None:

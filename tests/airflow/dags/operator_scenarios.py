@@ -165,3 +165,49 @@ with DAG("nx_typing_no_appkey", **NO_SCHEDULE) as nx_typing_no_appkey:
         retries=3,
         retry_delay=timedelta(seconds=0),
     )
+
+
+# Metrics (test_observability.py): 500 one-message customers, so every id is one request.
+METRIC_IDS = 500
+METRIC_CUSTOMER = "44799900"  # + a 5-digit number: the customers, which no metric may name
+
+
+def metric_records() -> list[dict[str, Any]]:
+    now = int(time.time())
+    return [
+        {"id": f"wamid.metric{i}", "from": f"{METRIC_CUSTOMER}{i:05d}", "timestamp": now - 60}
+        for i in range(METRIC_IDS)
+    ]
+
+
+with DAG("nx_metrics", **NO_SCHEDULE) as nx_metrics:
+
+    @task
+    def customers() -> list[dict[str, Any]]:
+        return metric_records()
+
+    MarkWhatsAppReadOperator(task_id="mark", message_ids=customers(), max_workers=32)
+
+
+# Interrupted halfway by its execution_timeout: 2,000 ids at 50 ms (the sandbox's latency) over
+# 10 workers take about 11 s.
+with DAG("nx_timeout", **NO_SCHEDULE) as nx_timeout:
+    MarkWhatsAppReadOperator(
+        task_id="mark",
+        message_ids=[f"wamid.slow{i}" for i in range(2000)],
+        max_workers=10,
+        execution_timeout=timedelta(seconds=5),
+    )
+
+
+with DAG("nx_no_push", **NO_SCHEDULE) as nx_no_push:
+    MarkWhatsAppReadOperator(
+        task_id="mark", message_ids=["wamid.np1", "wamid.np2", "wamid.np3"], do_xcom_push=False
+    )
+
+
+# Killed (SIGTERM) mid-batch by the test: 2,000 ids at 50 ms over 10 workers take about 11 s.
+with DAG("nx_sigterm", **NO_SCHEDULE) as nx_sigterm:
+    MarkWhatsAppReadOperator(
+        task_id="mark", message_ids=[f"wamid.term{i}" for i in range(2000)], max_workers=10
+    )

@@ -90,7 +90,8 @@ def test_batch_state(result: BatchResult, state: str) -> None:
 
 def test_result_dict_lists_every_message_once() -> None:
     result = BatchResult(
-        marked=[Message("m", "1")],
+        marked=[Message("m", "1"), Message("o", "1")],
+        marked_via={Message("o", "1"): Message("m", "1")},
         skipped=[Outcome(Message("s", "1"), "skipped", 9006, "unbound")],
         failed=[
             Outcome(Message("f", "1"), "failed", 9000, "bad id"),
@@ -103,7 +104,8 @@ def test_result_dict_lists_every_message_once() -> None:
     )
 
     assert result.to_dict() == {
-        "marked": ["m"],
+        "marked": ["m", "o"],
+        "marked_with_newer": {"o": "m"},
         "skipped": [
             {"message_id": "s", "business_phone": "1", "code": 9006, "meta_code": None, "reason": "unbound"}
         ],
@@ -115,8 +117,9 @@ def test_result_dict_lists_every_message_once() -> None:
         ],
         "not_attempted": ["n"],
         "counts": {
-            "total": 5, "marked": 1, "skipped": 1, "failed": 2, "not_attempted": 1, "duplicates": 2,
+            "total": 6, "marked": 2, "skipped": 1, "failed": 2, "not_attempted": 1, "duplicates": 2,
             "requests": 3, "conversations": 1, "marked_earlier": 0, "typing_indicators": 0,
+            "marked_with_newer": 1,
         },
     }  # fmt: skip
 

@@ -107,3 +107,44 @@ def test_durable_uses_the_task_state_store_where_there_is_one(
 
     assert (checkpoint is store) is uses_store
     assert any("needs Airflow 3.3's task state store" in w for w in warnings) is warns
+
+
+def test_metrics_count_per_business_number_without_earlier_tries() -> None:
+    from airflow_provider_nxcloud.batch.messages import Message
+    from airflow_provider_nxcloud.batch.results import BatchResult, Outcome
+    from airflow_provider_nxcloud.operators.whatsapp import _per_number_counts
+
+    a, b = "8613800000001", "8613800000002"
+    result = BatchResult(
+        marked=[Message("earlier", a), Message("m1", a), Message("m2", a), Message("m3", b)],
+        marked_earlier=1,
+        marked_via={Message("m1", a): Message("m2", a)},
+        skipped=[Outcome(Message("s", b), "skipped", 9006)],
+        failed=[Outcome(Message("r", b), "retryable", -1), Outcome(Message("f", b), "failed", 9000)],
+    )
+
+    assert _per_number_counts(result) == {
+        a: {"marked": 2, "marked_with_newer": 1, "skipped": 0, "failed": 0, "retryable": 0},
+        b: {"marked": 1, "marked_with_newer": 0, "skipped": 1, "failed": 2, "retryable": 1},
+    }
+
+
+def test_a_failing_metrics_backend_does_not_fail_the_task(monkeypatch: pytest.MonkeyPatch) -> None:
+    from airflow_provider_nxcloud import version_compat
+    from airflow_provider_nxcloud.batch.messages import Message
+    from airflow_provider_nxcloud.batch.results import BatchResult
+
+    tried: list[object] = []
+
+    class BrokenStats:
+        @staticmethod
+        def incr(*args: object, **kwargs: object) -> None:
+            tried.append(args)
+            raise OSError("statsd host unreachable")
+
+    monkeypatch.setattr(version_compat, "Stats", BrokenStats, raising=False)
+    operator = MarkWhatsAppReadOperator(task_id="mark", message_ids=["wamid.1"])
+
+    operator._emit_metrics(BatchResult(marked=[Message("wamid.1", "8613800000000")]), None, (0, 0))  # type: ignore[arg-type]
+
+    assert tried, "the backend was asked (and failed), and the error went no further"
