@@ -27,6 +27,7 @@ from airflow_provider_nxcloud.batch.results import BatchResult, Outcome
 from airflow_provider_nxcloud.client.errors import (
     NxCloudApiError,
     NxCloudConfigError,
+    NxCloudRetryBudgetError,
     NxCloudTransientError,
 )
 
@@ -96,19 +97,56 @@ def mark_messages(
     return run_batch(client, batch, options=options, checkpoint=checkpoint)
 
 
-def _mark_one(client: MarkReadClient, message: Message, options: BatchOptions) -> Outcome:
+class _Stops:
+    """Where sending stopped, and why: the whole batch, or one business number's messages."""
+
+    def __init__(self) -> None:
+        self.batch = threading.Event()  # also set when the task is being killed
+        self.batch_reason = ""
+        self.numbers: dict[str, str] = {}
+        self._lock = threading.Lock()
+
+    def stop_batch(self, reason: str) -> None:
+        with self._lock:
+            self.batch_reason = self.batch_reason or reason
+        self.batch.set()
+
+    def stop_number(self, business_phone: str, reason: str) -> None:
+        with self._lock:
+            self.numbers.setdefault(business_phone, reason)
+
+    def stopped(self, business_phone: str) -> bool:
+        return self.batch.is_set() or business_phone in self.numbers
+
+    def reason(self, business_phone: str) -> str:
+        return self.numbers.get(business_phone) or self.batch_reason
+
+
+def _mark_one(client: MarkReadClient, message: Message, options: BatchOptions, stops: _Stops) -> Outcome:
+    """
+    One message's request; an answer that stops the batch or its number says so to ``stops``.
+    Anything but an NXCloud error is a bug, not a failed message: it propagates.
+    """
     try:
         client.mark_message_as_read(
             message.message_id, message.business_phone, retry_overrides=options.retry_overrides
         )
     except NxCloudApiError as error:
         status = options.decide(error.code, transient=isinstance(error, NxCloudTransientError))
-        return Outcome(message, status, error.code, str(error))
+        outcome = Outcome(message, status, error.code, str(error))
+        if isinstance(error, NxCloudRetryBudgetError):
+            stops.stop_batch(f"not sent: NXCloud looks down ({error})")
+        elif status == "aborted":
+            stops.stop_batch(f"not sent: sending stopped after message {message.message_id}: {error}")
+        elif status == "number_aborted":
+            stops.stop_number(
+                message.business_phone,
+                f"not sent: sending for this number stopped after message {message.message_id}: {error}",
+            )
+        return outcome
     except NxCloudConfigError as error:
+        stops.stop_batch(f"not sent: {error}")
         return Outcome(message, "aborted", None, str(error))
-    except Exception as error:
-        # A bug or an unforeseen library error: keep the message accounted for, not lost.
-        return Outcome(message, "failed", None, f"unexpected {type(error).__name__}: {error}")
     return Outcome(message, "marked", 0)
 
 
@@ -118,27 +156,28 @@ def _mark_unit(
     unit: Unit,
     outcomes: list[Outcome | None],
     options: BatchOptions,
-    stop: threading.Event,
-) -> bool:
+    stops: _Stops,
+) -> None:
     """
-    Send a unit's tiers newest first until one marks; True when an answer aborts the batch.
+    Send a unit's tiers newest first until one marks.
 
     Every message of a tier is sent: same-second messages have no known order, so none is read
     on another's behalf. Once one of the tier is marked, the older tiers are marked with it.
     Otherwise, when one failed transiently (after the client's retries), the older ones stay
     unread and retryable; when all failed or were skipped for themselves (a deleted message,
-    9000, a code the user maps to skip or fail), the next tier is sent. An abort, here or in
-    another thread, leaves the rest of the thread ``not_attempted``: nothing was sent for them.
+    9000, a code the user maps to skip or fail), the next tier is sent. A stop of the batch (an
+    abort, the retry budget) or of this business number, here or in another thread, leaves the
+    rest of the thread ``not_attempted``: nothing was sent for them.
     """
     for position, tier in enumerate(unit):
         marked: Outcome | None = None
         transient: Outcome | None = None
         for index in tier:
-            if stop.is_set() and (position or index != tier[0]):
-                return False
-            outcome = outcomes[index] = _mark_one(client, todo[index], options)
-            if outcome.status == "aborted":
-                return True
+            if stops.stopped(todo[index].business_phone) and (position or index != tier[0]):
+                return
+            outcome = outcomes[index] = _mark_one(client, todo[index], options, stops)
+            if outcome.status in {"aborted", "number_aborted"}:
+                return
             if outcome.status == "marked":
                 marked = marked or outcome
             elif outcome.status == "retryable":
@@ -147,7 +186,7 @@ def _mark_unit(
         if marked is not None:
             for other in older:
                 outcomes[other] = Outcome(todo[other], "marked", 0, via=marked.message)
-            return False
+            return
         if transient is not None:
             reason = (
                 f"not sent: {transient.message.message_id}, newer in the same conversation, failed "
@@ -155,8 +194,7 @@ def _mark_unit(
             )
             for other in older:
                 outcomes[other] = Outcome(todo[other], "retryable", transient.code, reason)
-            return False
-    return False
+            return
 
 
 def run_batch(
@@ -182,21 +220,25 @@ def run_batch(
     # Too-old messages are already out: a thread's newest is its newest still markable message.
     units, result.conversations = units_to_send(todo, grouped=options.one_request_per_conversation)
     outcomes: list[Outcome | None] = [None] * len(todo)
+    stops = _Stops()
     if units:
         workers = min(options.max_workers, len(units))
         client.ready_for_threads(workers)
         requests_before = client.requests_sent
         shares = NumberShares(units, todo, workers)
-        stop = threading.Event()
 
         def work() -> None:
             while (index := shares.take()) is not None:
                 try:
-                    if stop.is_set():
+                    if stops.batch.is_set():
                         return
-                    if _mark_unit(client, todo, units[index], outcomes, options, stop):
-                        stop.set()
+                    if not stops.stopped(todo[units[index][0][0]].business_phone):
+                        _mark_unit(client, todo, units[index], outcomes, options, stops)
                     progress.add(chain.from_iterable(units[index]), outcomes)
+                except BaseException:
+                    # A bug, not a failed message: stop every thread; run_batch raises it, once.
+                    stops.stop_batch("not sent: the batch stopped on an unexpected error")
+                    raise
                 finally:
                     shares.done(index)
 
@@ -212,9 +254,9 @@ def run_batch(
                 client.cancel()  # the task is being killed: in-flight requests finish, no retries
                 raise
             finally:
-                stop.set()
+                stops.batch.set()
             for future in futures:
-                future.result()
+                future.result()  # the first worker's unexpected error, with its traceback
         result.requests = client.requests_sent - requests_before
 
     result.marked.extend(progress.earlier)
@@ -222,6 +264,8 @@ def run_batch(
     for message, outcome in zip(todo, outcomes, strict=True):
         if outcome is None:
             result.not_attempted.append(message)
+            if reason := stops.reason(message.business_phone):
+                result.not_attempted_reasons.setdefault(message.business_phone, reason)
         elif outcome.status == "marked":
             result.marked.append(message)
             if outcome.via is not None:
