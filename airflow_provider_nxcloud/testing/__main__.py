@@ -104,7 +104,10 @@ def main(argv: list[str] | None = None) -> int:
     def stop(signum: int, frame: object) -> NoReturn:
         raise KeyboardInterrupt
 
+    # Both, explicitly: Python installs its SIGINT handler only when SIGINT is not ignored at
+    # start, and a shell ignores it for a script's background jobs (``&``), as nohup does.
     signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
     sandbox.start()
     print(f"NXCloud sandbox listening on {sandbox.url}", flush=True)
     print(f"AIRFLOW_CONN_NXCLOUD_DEFAULT='{sandbox.connection_json()}'", flush=True)
