@@ -116,3 +116,27 @@ def test_a_thread_is_marked_with_one_request_and_the_opt_out_sends_each(
     assert grouped.xcom("mark_one_each")["counts"]["requests"] == 6
     assert sorted(grouped.xcom("mark")["marked"]) == sorted(grouped.xcom("mark_one_each")["marked"])
     assert nxcloud_sandbox.read_ids() == {r["id"] for r in conversation_records()}
+
+
+def test_a_bug_in_a_worker_fails_the_task_once_with_its_traceback(
+    run_dag,
+    nxcloud_sandbox: NxCloudSandbox,
+    monkeypatch: pytest.MonkeyPatch,
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    from airflow_provider_nxcloud.client.client import NxCloudClient
+
+    def bug(self: NxCloudClient, message_id: str, *args: object, **kwargs: object) -> object:
+        raise RuntimeError(f"a bug met while marking {message_id}")
+
+    monkeypatch.setattr(NxCloudClient, "mark_message_as_read", bug)
+
+    result = run_dag("operator_scenarios", dag_id="nx_skip_9006")
+
+    assert result.task_state("mark") == "failed"
+    out, err = capfd.readouterr()  # dag.test() writes the task's log there
+    text = out + err
+    # Raised once (by the first thread to meet it), not one failure per message.
+    assert text.count("RuntimeError: a bug met while marking wamid.unbound") == 1, text
+    assert "Traceback" in text and "in _mark_one" in text
+    assert nxcloud_sandbox.requests == []
