@@ -70,7 +70,9 @@ class NxCloudClient:
     :param max_requests_per_second: cap on all requests of this client, retries included.
     :param adaptive_rate: when NXCloud throttles, slow every request of this client to just under
         the rate it accepts (under the cap, if any).
-    :param max_retries: retries of transient failures (code -1/9001, HTTP 429/5xx, network).
+    :param max_retries: retries of transient failures (code -1/9001/9007, HTTP 429/5xx, network),
+        while the client's retry budget lasts: when most recent requests fail transiently (an
+        outage), it stops retrying (``NxCloudRetryBudgetError``) until requests succeed again.
     :param retry_wait: initial and maximum backoff between retries, in seconds.
     :param logger: where retries and rate findings are logged (an Airflow hook passes its own).
     """
@@ -185,11 +187,6 @@ class NxCloudClient:
         for limiter in limiters:
             if limiter is not None:
                 limiter.cancel()
-
-    @property
-    def retries_exhausted(self) -> bool:
-        """Whether the retry budget (``budget.py``) ran out: most recent requests failed transiently."""
-        return self._budget.exhausted
 
     def _backoff(self, seconds: float) -> None:
         if self._wake.wait(seconds) and not self._cancelled.is_set() and not self._budget.exhausted:

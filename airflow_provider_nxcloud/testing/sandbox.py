@@ -84,9 +84,9 @@ class _Handler(BaseHTTPRequestHandler):
     def _reply(
         self, status: int, body: bytes, content_type: str = "application/json", **headers: str
     ) -> None:
-        if self.server.state.faults.close_connections:
-            self.close_connection = True  # send_response then says "Connection: close"
         self.send_response(status)
+        if self.server.state.faults.close_connections:
+            self.send_header("Connection", "close")  # and closes it after this answer
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
         for name, value in headers.items():
