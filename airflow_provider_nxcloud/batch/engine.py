@@ -135,7 +135,10 @@ def _mark_one(client: MarkReadClient, message: Message, options: BatchOptions, s
         status = options.decide(error.code, transient=isinstance(error, NxCloudTransientError))
         outcome = Outcome(message, status, error.code, str(error))
         if isinstance(error, NxCloudRetryBudgetError):
-            stops.stop_batch(f"not sent: NXCloud looks down ({error})")
+            stops.stop_batch(
+                "not sent: NXCloud looks down (the retry budget is exhausted: most recent requests "
+                "failed transiently); Airflow's retries send them later"
+            )
         elif status == "aborted":
             stops.stop_batch(f"not sent: sending stopped after message {message.message_id}: {error}")
         elif status == "number_aborted":

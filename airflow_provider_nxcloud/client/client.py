@@ -345,7 +345,7 @@ class NxCloudClient:
 def _not_retried(error: NxCloudTransientError) -> NxCloudRetryBudgetError:
     return NxCloudRetryBudgetError(
         f"{error.message}; not retried: the retry budget is exhausted (most recent requests failed"
-        " transiently, NXCloud looks down)",
+        " transiently)",
         code=error.code,
         http_status=error.http_status,
     )
