@@ -67,6 +67,11 @@ def main(argv: list[str] | None = None) -> int:
         "--rate-business-phone", help="limit only this business number's requests; default: every one"
     )
     parser.add_argument("--no-request-log", action="store_true", help="keep only marks (long runs)")
+    parser.add_argument(
+        "--tls",
+        action="store_true",
+        help="serve HTTPS with a throwaway self-signed certificate; the printed connection verifies it",
+    )
     args = parser.parse_args(argv)
 
     message_ids = None
@@ -99,6 +104,7 @@ def main(argv: list[str] | None = None) -> int:
             if args.rate_limit is not None
             else None
         ),
+        tls=args.tls,
     )
 
     def stop(signum: int, frame: object) -> NoReturn:

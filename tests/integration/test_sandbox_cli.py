@@ -113,3 +113,27 @@ def test_cli_stops_on_ctrl_c_even_when_started_with_sigint_ignored() -> None:
         if process.poll() is None:
             os.kill(process.pid, signal.SIGKILL)
             process.wait()
+
+
+def test_cli_serves_https_with_a_connection_that_verifies_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "airflow_provider_nxcloud.testing", "--port", "0", "--tls"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        assert process.stdout.readline().startswith("NXCloud sandbox listening on https://127.0.0.1:")
+        connection = process.stdout.readline().strip().partition("=")[2].strip("'")
+        assert json.loads(connection)["extra"]["verify"].endswith("cert.pem")
+
+        monkeypatch.setenv("AIRFLOW_CONN_NXCLOUD_DEFAULT", connection)
+        assert NxCloudHook().mark_message_as_read("wamid.tls-cli").code == 0
+
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=10) == 0
+    finally:
+        if process.poll() is None:
+            os.kill(process.pid, signal.SIGKILL)
+            process.wait()
