@@ -12,8 +12,9 @@ from typing import TYPE_CHECKING
 import pytest
 
 from airflow_provider_nxcloud.batch import mark_messages
+from airflow_provider_nxcloud.batch.options import BatchOptions
 from airflow_provider_nxcloud.hooks.nxcloud import TEST_TIMEOUT, NxCloudHook
-from airflow_provider_nxcloud.testing import Faults, NxCloudSandbox
+from airflow_provider_nxcloud.testing import AccountLimit, Faults, NxCloudSandbox
 from tests.reliability.hostile_server import HostileServer, answer_never
 from tests.support import bounded
 
@@ -22,6 +23,24 @@ if TYPE_CHECKING:
 
 PHONE, OTHER = "8613800000000", "8613900000001"
 TLS = pytest.mark.parametrize("nxcloud_sandbox", [{"tls": True}], indirect=True)
+
+
+@pytest.mark.parametrize("answer", ["http429", "meta"])
+def test_an_account_limit_is_the_limiter_s_job_not_the_retry_budget_s(
+    nxcloud_sandbox: NxCloudSandbox, answer: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Without the adaptive limiter (which would soon stop the refusals) 8 workers keep running
+    # into a 20/s limit: many more refusals than the budget's 50, none of them an outage.
+    nxcloud_sandbox.set_rate_limit(AccountLimit(per_second=20, burst=5, answer=answer))  # type: ignore[arg-type]
+    ids = [f"wamid.limit{i}" for i in range(200)]
+    client = nxcloud_sandbox.client(retry_wait=(0.05, 0.2), adaptive_rate=False, max_retries=50)
+
+    result = bounded(120, lambda: mark_messages(client, ids, options=BatchOptions(max_workers=8)))
+
+    refused = sum(r.fault == "rate_limit" for r in nxcloud_sandbox.requests)
+    assert refused > 100, refused  # counted as failures, they would have exhausted the budget
+    assert result.state == "success", result.describe_failure()
+    assert "retry budget exhausted" not in caplog.text
 
 
 @TLS
