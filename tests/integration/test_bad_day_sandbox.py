@@ -21,17 +21,19 @@ from tests.support import bounded
 if TYPE_CHECKING:
     from pathlib import Path
 
+    from airflow_provider_nxcloud.testing.state import ThrottleAnswer
+
 PHONE, OTHER = "8613800000000", "8613900000001"
 TLS = pytest.mark.parametrize("nxcloud_sandbox", [{"tls": True}], indirect=True)
 
 
 @pytest.mark.parametrize("answer", ["http429", "meta"])
 def test_an_account_limit_is_the_limiter_s_job_not_the_retry_budget_s(
-    nxcloud_sandbox: NxCloudSandbox, answer: str, caplog: pytest.LogCaptureFixture
+    nxcloud_sandbox: NxCloudSandbox, answer: ThrottleAnswer, caplog: pytest.LogCaptureFixture
 ) -> None:
     # Without the adaptive limiter (which would soon stop the refusals) 8 workers keep running
     # into a 20/s limit: many more refusals than the budget's 50, none of them an outage.
-    nxcloud_sandbox.set_rate_limit(AccountLimit(per_second=20, burst=5, answer=answer))  # type: ignore[arg-type]
+    nxcloud_sandbox.set_rate_limit(AccountLimit(per_second=20, burst=5, answer=answer))
     ids = [f"wamid.limit{i}" for i in range(200)]
     client = nxcloud_sandbox.client(retry_wait=(0.05, 0.2), adaptive_rate=False, max_retries=50)
 
