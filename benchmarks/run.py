@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from benchmarks import measures, report
 from benchmarks.adaptive import measure_adaptive
+from benchmarks.bad_day import measure_bad_day
 from benchmarks.config import FULL, QUICK, RESULTS_DIR
 from benchmarks.conversations import measure_conversations
 from benchmarks.deadline import measure_deadline
@@ -45,6 +46,7 @@ MEASURES: list[Callable[[Session], list[report.Row]]] = [
     _own_sandboxes(measure_adaptive),
     _own_sandboxes(measure_deadline),
     _own_sandboxes(measure_whatsapp_rules),
+    _own_sandboxes(measure_bad_day),
 ]
 
 

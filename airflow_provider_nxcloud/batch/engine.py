@@ -29,6 +29,7 @@ from airflow_provider_nxcloud.client.config import require_appkey
 from airflow_provider_nxcloud.client.errors import (
     NxCloudApiError,
     NxCloudConfigError,
+    NxCloudRetryBudgetError,
     NxCloudTransientError,
 )
 
@@ -120,7 +121,43 @@ def mark_messages(
     return run_batch(client, batch, options=options, checkpoint=checkpoint, result=result, stop=stop)
 
 
-def _mark_one(client: MarkReadClient, message: Message, options: BatchOptions, *, typing: bool) -> Outcome:
+class _Stops:
+    """Where sending stopped, and why: the whole batch, or one business number's messages."""
+
+    def __init__(self, outside: threading.Event | None = None) -> None:
+        self.batch = threading.Event()
+        # The caller's stop (``on_kill``: the task is being killed), only read: it is the caller's.
+        self._outside = outside
+        self.batch_reason = ""
+        self.numbers: dict[str, str] = {}
+        self._lock = threading.Lock()
+
+    def stop_batch(self, reason: str) -> None:
+        with self._lock:
+            self.batch_reason = self.batch_reason or reason
+        self.batch.set()
+
+    def stop_number(self, business_phone: str, reason: str) -> None:
+        with self._lock:
+            self.numbers.setdefault(business_phone, reason)
+
+    def batch_stopped(self) -> bool:
+        return self.batch.is_set() or (self._outside is not None and self._outside.is_set())
+
+    def stopped(self, business_phone: str) -> bool:
+        return self.batch_stopped() or business_phone in self.numbers
+
+    def reason(self, business_phone: str) -> str:
+        return self.numbers.get(business_phone) or self.batch_reason
+
+
+def _mark_one(
+    client: MarkReadClient, message: Message, options: BatchOptions, stops: _Stops, *, typing: bool
+) -> Outcome:
+    """
+    One message's request; an answer that stops the batch or its number says so to ``stops``.
+    Anything but an NXCloud error is a bug, not a failed message: it propagates.
+    """
     indicator: dict[str, bool] = {"typing_indicator": True} if typing else {}
     try:
         client.mark_message_as_read(
@@ -129,12 +166,23 @@ def _mark_one(client: MarkReadClient, message: Message, options: BatchOptions, *
     except NxCloudApiError as error:
         transient = isinstance(error, NxCloudTransientError)
         status = options.decide(error.code, transient=transient, meta_code=error.meta_code)
-        return Outcome(message, status, error.code, str(error), meta_code=error.meta_code)
+        outcome = Outcome(message, status, error.code, str(error), meta_code=error.meta_code)
+        if isinstance(error, NxCloudRetryBudgetError):
+            stops.stop_batch(
+                "not sent: NXCloud looks down (the retry budget is exhausted: most recent requests "
+                "failed transiently); Airflow's retries send them later"
+            )
+        elif status == "aborted":
+            stops.stop_batch(f"not sent: sending stopped after message {message.message_id}: {error}")
+        elif status == "number_aborted":
+            stops.stop_number(
+                message.business_phone,
+                f"not sent: sending for this number stopped after message {message.message_id}: {error}",
+            )
+        return outcome
     except NxCloudConfigError as error:
+        stops.stop_batch(f"not sent: {error}")
         return Outcome(message, "aborted", None, str(error))
-    except Exception as error:
-        # A bug or an unforeseen library error: keep the message accounted for, not lost.
-        return Outcome(message, "failed", None, f"unexpected {type(error).__name__}: {error}")
     return Outcome(message, "marked", 0, typing_indicator=typing)
 
 
@@ -144,16 +192,17 @@ def _mark_unit(
     unit: Unit,
     outcomes: list[Outcome | None],
     options: BatchOptions,
-    stop: threading.Event,
-) -> bool:
+    stops: _Stops,
+) -> None:
     """
-    Send a unit's tiers newest first until one marks; True when an answer aborts the batch.
+    Send a unit's tiers newest first until one marks.
 
     Every message of a tier is sent: same-second messages have no known order, so none is read
     on another's behalf. Once one of the tier is marked, the older tiers are marked with it.
     Otherwise, when one failed transiently (after the client's retries), the older ones stay
     unread and retryable; when all failed or were skipped for themselves (a deleted message,
-    9000, a code the user maps to skip or fail), the next tier is sent. An abort, here or in
+    9000, a code the user maps to skip or fail), the next tier is sent. A stop of the batch (an
+    abort, the retry budget, the task being killed) or of this business number, here or in
     another thread, leaves the rest of the thread ``not_attempted``: nothing was sent for them.
 
     With ``options.typing_indicator`` the unit's requests carry the indicator until one marks:
@@ -167,12 +216,12 @@ def _mark_unit(
         marked: Outcome | None = None
         transient: Outcome | None = None
         for index in tier:
-            if stop.is_set() and (position or index != tier[0]):
-                return False
-            outcome = outcomes[index] = _mark_one(client, todo[index], options, typing=typing)
+            if stops.stopped(todo[index].business_phone) and (position or index != tier[0]):
+                return
+            outcome = outcomes[index] = _mark_one(client, todo[index], options, stops, typing=typing)
             typing = typing and outcome.status != "marked"
-            if outcome.status == "aborted":
-                return True
+            if outcome.status in {"aborted", "number_aborted"}:
+                return
             if outcome.status == "marked":
                 marked = marked or outcome
             elif outcome.status == "retryable":
@@ -181,7 +230,7 @@ def _mark_unit(
         if marked is not None:
             for other in older:
                 outcomes[other] = Outcome(todo[other], "marked", 0, via=marked.message)
-            return False
+            return
         if transient is not None:
             reason = (
                 f"not sent: {transient.message.message_id}, newer in the same conversation, failed "
@@ -191,8 +240,7 @@ def _mark_unit(
                 outcomes[other] = Outcome(
                     todo[other], "retryable", transient.code, reason, meta_code=transient.meta_code
                 )
-            return False
-    return False
+            return
 
 
 def run_batch(
@@ -225,10 +273,12 @@ def run_batch(
     units, result.conversations = units_to_send(todo, grouped=options.one_request_per_conversation)
     outcomes: list[Outcome | None] = [None] * len(todo)
     requests_before = client.requests_sent
+    # The caller's stop (the task being killed) stops the batch as an abort does.
+    stops = _Stops(stop)
 
     def finish() -> None:
         result.requests = client.requests_sent - requests_before
-        _collect(result, batch, todo, outcomes, progress)
+        _collect(result, batch, todo, outcomes, progress, stops)
         result.elapsed_seconds = time.monotonic() - started
         result.rate_limit_per_second = client.rate_limit_found
 
@@ -236,17 +286,19 @@ def run_batch(
         workers = min(options.max_workers, len(units))
         client.ready_for_threads(workers)
         shares = NumberShares(units, todo, workers)
-        # One event for an abort and for the caller's stop: a unit being sent finishes its tier.
-        stop = stop if stop is not None else threading.Event()
 
         def work() -> None:
             while (index := shares.take()) is not None:
                 try:
-                    if stop.is_set():
+                    if stops.batch_stopped():
                         return
-                    if _mark_unit(client, todo, units[index], outcomes, options, stop):
-                        stop.set()
+                    if not stops.stopped(todo[units[index][0][0]].business_phone):
+                        _mark_unit(client, todo, units[index], outcomes, options, stops)
                     progress.add(chain.from_iterable(units[index]), outcomes)
+                except BaseException:
+                    # A bug, not a failed message: stop every thread; run_batch raises it, once.
+                    stops.stop_batch("not sent: the batch stopped on an unexpected error")
+                    raise
                 finally:
                     shares.done(index)
 
@@ -263,9 +315,9 @@ def run_batch(
                 client.cancel()  # the task is being killed: in-flight requests finish, no retries
                 raise
             finally:
-                stop.set()
+                stops.batch.set()
             for future in futures:
-                future.result()
+                future.result()  # the first worker's unexpected error, with its traceback
     finish()
     if result.state == "success":
         progress.clear()
@@ -288,6 +340,7 @@ def _collect(
     todo: list[Message],
     outcomes: list[Outcome | None],
     progress: Progress,
+    stops: _Stops,
 ) -> None:
     """Every message into ``result``, once: filled in only here, so a result is empty or whole."""
     if batch.too_old:  # never with max_age_days None (no age check), which ``:g`` cannot format
@@ -298,6 +351,8 @@ def _collect(
     for message, outcome in zip(todo, outcomes, strict=True):
         if outcome is None:
             result.not_attempted.append(message)
+            if reason := stops.reason(message.business_phone):
+                result.not_attempted_reasons.setdefault(message.business_phone, reason)
         elif outcome.status == "marked":
             result.marked.append(message)
             if outcome.via is not None:

@@ -39,6 +39,7 @@ STATUS_OF_MEANING: dict[Meaning, Status] = {
     "marked": "marked",
     "transient": "retryable",
     "abort": "aborted",
+    "number": "number_aborted",
     "message": "failed",
 }
 

@@ -10,8 +10,9 @@ if TYPE_CHECKING:
     from airflow_provider_nxcloud.batch.messages import Message
 
 # Where one message ended. ``retryable`` fails the task with Airflow retries; ``aborted`` (a
-# credentials or account problem, the same for every message) also stops the batch.
-Status = Literal["marked", "skipped", "retryable", "failed", "aborted"]
+# credentials or account problem, the same for every message) also stops the batch;
+# ``number_aborted`` (a business number's problem) stops that number's messages only.
+Status = Literal["marked", "skipped", "retryable", "failed", "aborted", "number_aborted"]
 BatchState = Literal["success", "skipped", "failed", "failed_retryable"]
 
 
@@ -42,6 +43,9 @@ class BatchResult:
     skipped: list[Outcome] = field(default_factory=list)
     failed: list[Outcome] = field(default_factory=list)
     not_attempted: list[Message] = field(default_factory=list)
+    # Why the not-attempted messages of a business number were not sent (its number, the whole
+    # batch stopped): one line per number, not per id.
+    not_attempted_reasons: dict[str, str] = field(default_factory=dict)
     duplicates: int = 0
     abort: Outcome | None = None
     elapsed_seconds: float = 0.0
@@ -125,11 +129,16 @@ class BatchResult:
                 f"Stopped sending after code {first.code} for message {first.message.message_id} "
                 f"(business phone {first.message.business_phone}): {first.reason}. {self.summary()}."
             )
-        example = self.failed[0] if self.failed else None
-        detail = f" First: {example.message.message_id}: {example.reason}." if example else ""
-        plural = "s" if len(self.failed) != 1 else ""
-        causes = self.failures_by_cause()
-        return f"{len(self.failed)} message{plural} failed: {causes}.{detail} {self.summary()}."
+        failed = ""
+        if self.failed:
+            first = self.failed[0]
+            plural = "s" if len(self.failed) != 1 else ""
+            failed = (
+                f"{len(self.failed)} message{plural} failed: {self.failures_by_cause()}. "
+                f"First: {first.message.message_id}: {first.reason}. "
+            )
+        stopped = "".join(f"Business phone {p}: {r}. " for p, r in self.not_attempted_reasons.items())
+        return f"{failed}{stopped}{self.summary()}."
 
     def to_dict(self) -> dict[str, Any]:
         def entry(outcome: Outcome) -> dict[str, Any]:
@@ -154,4 +163,6 @@ class BatchResult:
         # of its own (multiple_outputs), and Airflow 3.0's API refuses a None XCom value (422).
         if self.rate_limit_per_second is not None:
             document["rate_limit_per_second"] = self.rate_limit_per_second
+        if self.not_attempted_reasons:
+            document["not_attempted_reasons"] = dict(self.not_attempted_reasons)
         return document

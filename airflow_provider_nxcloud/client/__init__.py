@@ -13,6 +13,7 @@ from airflow_provider_nxcloud.client.errors import (
     NxCloudAuthError,
     NxCloudConfigError,
     NxCloudError,
+    NxCloudRetryBudgetError,
     NxCloudTransientError,
 )
 
@@ -45,5 +46,6 @@ __all__ = [
     "NxCloudConfigError",
     "NxCloudError",
     "NxCloudResponse",
+    "NxCloudRetryBudgetError",
     "NxCloudTransientError",
 ]

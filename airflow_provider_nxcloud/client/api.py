@@ -45,11 +45,14 @@ def typing_indicator_body(appkey: str, business_phone: str, message_id: str) -> 
 
 
 # Failures on NXCloud's side that a later identical request can pass.
-TRANSIENT_CODES: frozenset[int] = frozenset({-1, 9001})
+TRANSIENT_CODES: frozenset[int] = frozenset({-1, 9001, 9007})
 # Timestamp expired: the client's clock is off; the client corrects it once from the server's Date.
 CLOCK_SKEW_CODE = 1004
-# The account or number is misconfigured: every further request would fail the same way.
-CONFIGURATION_CODES: frozenset[int] = frozenset({9002, 9003, 9005, 9006})
+# The account is misconfigured: every further request would fail the same way.
+CONFIGURATION_CODES: frozenset[int] = frozenset({9003, 9004, 9005})
+# One business number is misconfigured: every further request for it would fail the same way,
+# while the account's other numbers are fine.
+NUMBER_CODES: frozenset[int] = frozenset({9002, 9006})
 
 # What to do about each code NXCloud documents; shown in errors and task logs.
 CODE_HINTS: dict[int, str] = {
@@ -63,8 +66,10 @@ CODE_HINTS: dict[int, str] = {
     9001: "NXCloud system business error; it is retried with backoff",
     9002: "business_phone is not a WhatsApp number of this account: fix the business_phone",
     9003: "the WhatsApp application does not exist or is unavailable: check the account",
+    9004: "the WhatsApp application has no pricing for this country: ask NXCloud's business staff",
     9005: "insufficient balance on the NXCloud account",
     9006: "the WhatsApp number is not bound to any application: bind it in NXCloud",
+    9007: "NXCloud's downstream endpoint failed; it is retried with backoff",
     9099: "WhatsApp (Meta) rejected the request; see Meta's error",
 }
 
@@ -112,8 +117,10 @@ META_HINTS: dict[int, str] = {
 # - marked: read;
 # - transient: a later identical request can pass; retried, and ``retryable`` if it never does;
 # - abort: the same for every message (credentials, account, an unusable endpoint): stop sending;
+# - number: the same for every message of this business number (not a WhatsApp number of the
+#   account, not bound to an application): stop sending for that number only;
 # - message: this message failed for itself (an unknown id, a bad parameter).
-Meaning = Literal["marked", "transient", "abort", "message"]
+Meaning = Literal["marked", "transient", "abort", "number", "message"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -243,6 +250,8 @@ def classify(code: int | None, message: str = "", *, meta: int | None = None) ->
         return CodeMeaning("transient", hint)
     if is_auth_code(code) or code in CONFIGURATION_CODES:
         return CodeMeaning("abort", hint)
+    if code in NUMBER_CODES:
+        return CodeMeaning("number", hint)
     return CodeMeaning("message", hint)
 
 

@@ -19,6 +19,7 @@ from airflow_provider_nxcloud.client.api import (
     mark_read_body,
     typing_indicator_body,
 )
+from airflow_provider_nxcloud.client.budget import RetryBudget
 from airflow_provider_nxcloud.client.config import (
     DEFAULT_ADAPTIVE_RATE,
     DEFAULT_ALGORITHM,
@@ -33,6 +34,7 @@ from airflow_provider_nxcloud.client.errors import (
     NxCloudApiError,
     NxCloudAuthError,
     NxCloudConfigError,
+    NxCloudRetryBudgetError,
     NxCloudTransientError,
 )
 from airflow_provider_nxcloud.client.ratelimit import AdaptiveRateLimiter, RateLimiter
@@ -72,7 +74,9 @@ class NxCloudClient:
     :param max_requests_per_second: cap on all requests of this client, retries included.
     :param adaptive_rate: when NXCloud throttles, slow every request of this client to just under
         the rate it accepts (under the cap, if any).
-    :param max_retries: retries of transient failures (code -1/9001, HTTP 429/5xx, network).
+    :param max_retries: retries of transient failures (code -1/9001/9007, HTTP 429/5xx, network),
+        while the client's retry budget lasts: when most recent requests fail transiently (an
+        outage), it stops retrying (``NxCloudRetryBudgetError``) until requests succeed again.
     :param retry_wait: initial and maximum backoff between retries, in seconds.
     :param logger: where retries and rate findings are logged (an Airflow hook passes its own).
     """
@@ -124,6 +128,8 @@ class NxCloudClient:
         self._log = logger
         self._clock_offset_ms = 0
         self._cancelled = threading.Event()
+        # Ends backoff waits early: set when cancelled, and when the retry budget runs out.
+        self._wake = threading.Event()
         self._requests_sent = 0
         self._retries_sent = 0
         self._throttled_answers = 0
@@ -138,8 +144,14 @@ class NxCloudClient:
             AdaptiveRateLimiter(ceiling=rate, logger=logger) if settings.adaptive_rate else None
         )
         self._number_limiters: dict[str, AdaptiveRateLimiter] = {}
+        # Shared by every thread, like the limiters: an outage seen by one is seen by all.
+        self._budget = RetryBudget(logger=logger, on_exhausted=self._wake.set)
         self._retrying = transient_retrying(
-            max_retries=settings.max_retries, wait=settings.retry_wait, cancelled=self._cancelled, log=logger
+            max_retries=settings.max_retries,
+            wait=settings.retry_wait,
+            cancelled=self._cancelled,
+            log=logger,
+            sleep=self._backoff,
         )
 
     def _new_transport(self, pool_size: int) -> PooledTransport:
@@ -191,11 +203,16 @@ class NxCloudClient:
         no request is sent again. Requests in flight finish within their timeout.
         """
         self._cancelled.set()
+        self._wake.set()
         with self._lock:
             limiters = [self._adaptive_limiter, *self._number_limiters.values()]
         for limiter in limiters:
             if limiter is not None:
                 limiter.cancel()
+
+    def _backoff(self, seconds: float) -> None:
+        if self._wake.wait(seconds) and not self._cancelled.is_set() and not self._budget.exhausted:
+            self._wake.clear()  # the budget recovered since it ran out: waits last again
 
     def call(
         self,
@@ -210,24 +227,39 @@ class NxCloudClient:
         Send one signed POST to an NXCloud endpoint and return its answer when ``code`` is 0.
 
         Transient failures (``api.classify``, HTTP 429/5xx, network errors, bodies that are not
-        NXCloud JSON) are retried with backoff, each attempt freshly signed; ``retry_overrides``
-        retries a code, or a Meta code (``"meta:131009"``), (True) or not (False) whatever
-        ``classify`` says. On code 1004 the clock offset is learnt from the server's ``Date`` and
-        the request re-signed once. A final Meta error logs Meta's ``fbtrace_id``, which support
-        asks for; it is kept out of the error's text.
+        NXCloud JSON) are retried with backoff, each attempt freshly signed, while the client's
+        retry budget (``budget.py``) lasts; ``retry_overrides`` retries a code, or a Meta code
+        (``"meta:131009"``), (True) or not (False) whatever ``classify`` says. On code 1004 the
+        clock offset is learnt from the server's ``Date`` and the request re-signed once. A final
+        Meta error logs Meta's ``fbtrace_id``, which support asks for; it is kept out of the
+        error's text.
 
         :raises NxCloudAuthError: codes 1000-1099.
+        :raises NxCloudRetryBudgetError: failed transiently, not retried: the retry budget ran out.
         :raises NxCloudTransientError: still failing after ``max_retries``.
         :raises NxCloudApiError: any other non-zero code, or an unusable HTTP answer.
         """
         payload = serialise_body(body)
         phone = body.get("business_phone")
-        sent: list[bool] = []  # one entry per request of this call: all but the first are retries
-        attempt = (self._attempt, path, action, biz_type, payload, retry_overrides, phone, sent)
+        failures: list[NxCloudTransientError] = []
+
+        def attempt() -> NxCloudResponse:
+            # gRPC's rule: no retry while the budget is exhausted; checked after the failure and
+            # again after the backoff, during which it may have run out.
+            if failures and self._budget.exhausted:
+                raise _not_retried(failures[-1])
+            try:
+                return self._attempt(path, action, biz_type, payload, retry_overrides, phone, bool(failures))
+            except NxCloudTransientError as error:
+                if self._budget.exhausted and not self._cancelled.is_set():
+                    raise _not_retried(error) from None
+                failures.append(error)
+                raise
+
         try:
-            response = self._retrying(*attempt)
+            response = self._retrying(attempt)
             if response.code == CLOCK_SKEW_CODE and self._learn_clock_offset(response):
-                response = self._retrying(*attempt)
+                response = self._retrying(attempt)
             if response.code == 0:
                 return response
             meta = response.meta
@@ -287,7 +319,7 @@ class NxCloudClient:
         payload: bytes,
         retry_overrides: Mapping[CodeKey, bool],
         business_phone: str | None,
-        sent: list[bool],
+        retry: bool,
     ) -> NxCloudResponse:
         settings = self.settings
         limiters = self._limiters_for(business_phone)
@@ -307,21 +339,29 @@ class NxCloudClient:
         )
         with self._lock:  # += is not atomic across threads
             self._requests_sent += 1
-            self._retries_sent += bool(sent)
-        sent.append(True)
-        answer = self._transport.post(path, headers, payload)
+            self._retries_sent += retry
+        try:
+            answer = self._transport.post(path, headers, payload)
+        except NxCloudTransientError:
+            self._budget.record(failed=True)
+            raise
         throttle: ThrottleScope | None = None
         try:
-            return interpret(answer, retry_overrides)
+            response = interpret(answer, retry_overrides)
         except NxCloudTransientError as error:
             throttle = error.throttle
             if throttle is not None:
                 with self._lock:
                     self._throttled_answers += 1
+            else:
+                # A throttle says "too fast", not "down": the adaptive limiter's, not the budget's.
+                self._budget.record(failed=True)
             raise
         finally:
             for (scope, limiter), at in zip(limiters, sent_at, strict=True):
                 limiter.record(at, throttled=throttle == scope)
+        self._budget.record(failed=False)  # any NXCloud code: NXCloud is up
+        return response
 
     def _limiters_for(self, business_phone: str | None) -> list[tuple[ThrottleScope, AdaptiveRateLimiter]]:
         """The adaptive limiters a request waits for, each with the throttle that slows it."""
@@ -356,3 +396,14 @@ class NxCloudClient:
             "behind" if offset_ms > 0 else "ahead of",
         )
         return True
+
+
+def _not_retried(error: NxCloudTransientError) -> NxCloudRetryBudgetError:
+    return NxCloudRetryBudgetError(
+        f"{error.message}; not retried: the retry budget is exhausted (most recent requests failed"
+        " transiently)",
+        code=error.code,
+        http_status=error.http_status,
+        meta_code=error.meta_code,
+        fbtrace_id=error.fbtrace_id,
+    )

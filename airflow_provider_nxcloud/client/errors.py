@@ -69,3 +69,7 @@ class NxCloudTransientError(NxCloudApiError):
         self.retry_after = retry_after
         # The answer said "too fast" (HTTP 429, Retry-After, Meta's rate-limit codes): what to slow.
         self.throttle = throttle
+
+
+class NxCloudRetryBudgetError(NxCloudTransientError):
+    """Not retried: most recent requests failed transiently (``budget.py``); NXCloud looks down."""

@@ -31,6 +31,8 @@ MAX_RETRY_AFTER_SECONDS = 60.0
 # or 5xx: they say the request failed, not that it came too fast, and counting them as throttles
 # cut the rate for nothing (benchmarks/adaptive.py, "random faults" row).
 THROTTLE_STATUSES: frozenset[int] = frozenset({429})
+# Request Timeout and Too Early: a client error status that a later identical request can pass.
+RETRY_STATUSES: frozenset[int] = frozenset({408, 425})
 
 
 @dataclass(frozen=True)
@@ -110,7 +112,8 @@ def interpret(answer: HttpAnswer, retry_overrides: Mapping[CodeKey, bool]) -> Nx
     except ValueError:  # JSONDecodeError and UnicodeDecodeError alike
         code = None
     if code is None:
-        error_type = NxCloudTransientError if status < 400 else NxCloudApiError
+        # 408 and 425 ask for the same request again; other 4xx pages mean a wrong URL.
+        error_type = NxCloudTransientError if status < 400 or status in RETRY_STATUSES else NxCloudApiError
         raise error_type(f"HTTP {status} without an NXCloud JSON code: {_snippet(raw)}", http_status=status)
     message = str(document.get("message") or "")
     meta = read_meta_error(code, message, document.get("data"))

@@ -7,16 +7,17 @@ from typing import TYPE_CHECKING
 from tenacity import (
     RetryCallState,
     Retrying,
-    retry_if_exception_type,
+    retry_if_exception,
     stop_after_attempt,
     stop_when_event_set,
 )
 from tenacity.wait import wait_exponential, wait_random
 
-from airflow_provider_nxcloud.client.errors import NxCloudTransientError
+from airflow_provider_nxcloud.client.errors import NxCloudRetryBudgetError, NxCloudTransientError
 
 if TYPE_CHECKING:
     import threading
+    from collections.abc import Callable
     from typing import Any
 
 
@@ -34,10 +35,23 @@ class WaitHonouringRetryAfter:
         return wait
 
 
+def _retried(error: BaseException) -> bool:
+    # The retry budget refusing is the answer to "retry?": no.
+    return isinstance(error, NxCloudTransientError) and not isinstance(error, NxCloudRetryBudgetError)
+
+
 def transient_retrying(
-    *, max_retries: int, wait: tuple[float, float], cancelled: threading.Event, log: Any
+    *,
+    max_retries: int,
+    wait: tuple[float, float],
+    cancelled: threading.Event,
+    log: Any,
+    sleep: Callable[[float], object] | None = None,
 ) -> Retrying:
-    """Retry ``NxCloudTransientError`` ``max_retries`` times; a set ``cancelled`` ends waits at once."""
+    """
+    Retry ``NxCloudTransientError`` ``max_retries`` times; a set ``cancelled`` ends waits at once,
+    and so does whatever ends ``sleep`` early (default: waiting on ``cancelled``).
+    """
 
     def log_retry(retry_state: RetryCallState) -> None:
         error = retry_state.outcome.exception() if retry_state.outcome else None
@@ -47,9 +61,9 @@ def transient_retrying(
         )
 
     return Retrying(
-        retry=retry_if_exception_type(NxCloudTransientError),
+        retry=retry_if_exception(_retried),
         stop=stop_after_attempt(max_retries + 1) | stop_when_event_set(cancelled),
-        sleep=cancelled.wait,  # type: ignore[arg-type]  # a wait ends the moment the hook is cancelled
+        sleep=sleep or cancelled.wait,  # type: ignore[arg-type]  # a wait ends the moment the hook is cancelled
         wait=WaitHonouringRetryAfter(*wait),
         before_sleep=log_retry,
         reraise=True,

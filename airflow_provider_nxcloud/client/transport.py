@@ -10,8 +10,10 @@ that ends it whatever the server or the resolver does (``deadlines.py``).
 
 from __future__ import annotations
 
+import ssl
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
+from urllib.parse import urlsplit
 
 import requests
 from requests.adapters import HTTPAdapter
@@ -112,8 +114,8 @@ class PooledTransport:
     def post(self, path: str, headers: Mapping[str, str], body: bytes) -> HttpAnswer:
         """
         Send ``body`` as is, the whole exchange (lookup, connect, TLS, headers, body) ending within
-        the timeout (and a few ms). Raises NxCloudTransientError (network, deadline),
-        NxCloudApiError (TLS, size).
+        the timeout (and a few ms). Raises NxCloudTransientError (network, deadline, a connection
+        broken mid-handshake), NxCloudApiError (TLS settings, size).
         """
         route = self._route(path)
         request = deadlines.begin(self._timeout_seconds)
@@ -178,6 +180,43 @@ class PooledTransport:
         return b"".join(parts)
 
     def _failure(self, error: Exception) -> NxCloudError:
-        if isinstance(error, SSLError):
-            return NxCloudApiError(f"TLS error talking to {self.base_url}: {error}")
-        return NxCloudTransientError(f"connection failed: {type(error).__name__}")
+        """
+        A connection that broke (reset, EOF, even mid-handshake: a load balancer recycling it)
+        is transient; TLS that cannot work with these settings (a certificate that does not
+        verify, a hostname it does not name, no protocol both sides speak) fails fast.
+        """
+        if not isinstance(error, SSLError):
+            return NxCloudTransientError(f"connection failed: {type(error).__name__}")
+        cause = _tls_cause(error)
+        if _broken_connection(cause):
+            return NxCloudTransientError(f"connection broke during the TLS handshake: {type(cause).__name__}")
+        host = urlsplit(self.base_url).hostname
+        if isinstance(cause, ssl.SSLCertVerificationError) or type(cause).__name__ == "CertificateError":
+            detail = getattr(cause, "verify_message", None) or cause
+            return NxCloudApiError(
+                f"the TLS certificate of {host} did not verify ({detail}): set the connection's"
+                " verify extra to the CA bundle that signed it, or fix the API base URL"
+            )
+        return NxCloudApiError(
+            f"TLS with {host} failed ({cause}): no protocol both sides accept, or not TLS at that"
+            " address; check the API base URL (https:// to an https port) and verify"
+        )
+
+
+def _tls_cause(error: BaseException) -> BaseException:
+    """The ``ssl`` (or socket) error inside urllib3's ``SSLError``, which wraps it in ``args``."""
+    seen: BaseException = error
+    for _ in range(5):  # urllib3 nests at most a level or two; never loop on a cycle
+        inner = next((a for a in seen.args if isinstance(a, BaseException)), None)
+        inner = inner or seen.__cause__ or seen.__context__
+        if inner is None:
+            break
+        seen = inner
+    return seen
+
+
+def _broken_connection(cause: BaseException) -> bool:
+    if isinstance(cause, (ssl.SSLEOFError, ssl.SSLZeroReturnError, ssl.SSLSyscallError, ConnectionError)):
+        return True
+    # OpenSSL 3 names an EOF mid-handshake this way, whatever subclass Python picks for it.
+    return isinstance(cause, ssl.SSLError) and cause.reason == "UNEXPECTED_EOF_WHILE_READING"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from dataclasses import replace
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
@@ -34,6 +35,8 @@ if TYPE_CHECKING:
     from airflow_provider_nxcloud.client.signing import Algorithm
 
 TEST_MESSAGE_ID = "airflow-connection-test-not-a-real-message"
+# The Test button's one request ends within this (seconds), whatever the connection's timeout.
+TEST_TIMEOUT = 10.0
 
 
 class NxCloudHook(BaseHook):
@@ -188,9 +191,21 @@ class NxCloudHook(BaseHook):
         )
 
     def test_connection(self) -> tuple[bool, str]:
-        """Check the credentials with a signed request for a message id that cannot exist."""
+        """
+        Check the credentials (and the ``business_phone``, when set) with one signed request for
+        a message id that cannot exist: no retries, at most ``TEST_TIMEOUT`` seconds, as the UI's
+        Test button waits for it.
+        """
+        from airflow_provider_nxcloud.client import NxCloudClient
+        from airflow_provider_nxcloud.client.api import classify
+
+        phone = None
         try:
-            self.mark_message_as_read(TEST_MESSAGE_ID, self.settings.business_phone or "10000000000")
+            settings = self.settings
+            phone = settings.business_phone
+            quick = replace(settings, max_retries=0, timeout=min(settings.timeout, TEST_TIMEOUT))
+            client = NxCloudClient.from_settings(quick, logger=self.log)
+            client.mark_message_as_read(TEST_MESSAGE_ID, phone or "10000000000")
         except NxCloudAuthError as error:
             return False, f"NXCloud refused the credentials: {error}"
         except NxCloudConfigError as error:
@@ -200,6 +215,8 @@ class NxCloudHook(BaseHook):
         except NxCloudApiError as error:
             if error.code is None:
                 return False, str(error)
+            if phone and classify(error.code).meaning == "number":
+                return False, f"NXCloud refused the business_phone {phone}: {error}"
             # Authentication is checked first, so any other code means the keys were accepted.
             return True, f"Credentials accepted (test request answered code {error.code})"
         except Exception as error:  # the UI shows this text; never a traceback

@@ -83,6 +83,11 @@ def main(argv: list[str] | None = None) -> int:
         "--rate-business-phone", help="limit only this business number's requests; default: every one"
     )
     parser.add_argument("--no-request-log", action="store_true", help="keep only marks (long runs)")
+    parser.add_argument(
+        "--tls",
+        action="store_true",
+        help="serve HTTPS with a throwaway self-signed certificate; the printed connection verifies it",
+    )
     args = parser.parse_args(argv)
 
     message_ids = None
@@ -122,12 +127,16 @@ def main(argv: list[str] | None = None) -> int:
             if args.rate_limit is not None
             else None
         ),
+        tls=args.tls,
     )
 
     def stop(signum: int, frame: object) -> NoReturn:
         raise KeyboardInterrupt
 
+    # Both, explicitly: Python installs its SIGINT handler only when SIGINT is not ignored at
+    # start, and a shell ignores it for a script's background jobs (``&``), as nohup does.
     signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
     sandbox.start()
     print(f"NXCloud sandbox listening on {sandbox.url}", flush=True)
     print(f"AIRFLOW_CONN_NXCLOUD_DEFAULT='{sandbox.connection_json()}'", flush=True)

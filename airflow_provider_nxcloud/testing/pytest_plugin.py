@@ -16,8 +16,14 @@ if TYPE_CHECKING:
 
 
 @pytest.fixture
-def nxcloud_sandbox(monkeypatch: pytest.MonkeyPatch) -> Iterator[NxCloudSandbox]:
-    """A fresh sandbox on 127.0.0.1 with ``AIRFLOW_CONN_NXCLOUD_DEFAULT`` set to it."""
-    with NxCloudSandbox() as sandbox:
+def nxcloud_sandbox(
+    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[NxCloudSandbox]:
+    """A fresh sandbox on 127.0.0.1 with ``AIRFLOW_CONN_NXCLOUD_DEFAULT`` set to it.
+
+    Indirect parameters are its arguments: ``@pytest.mark.parametrize("nxcloud_sandbox",
+    [{"tls": True}], indirect=True)`` serves it over HTTPS.
+    """
+    with NxCloudSandbox(**getattr(request, "param", {})) as sandbox:
         monkeypatch.setenv("AIRFLOW_CONN_NXCLOUD_DEFAULT", sandbox.connection_json())
         yield sandbox

@@ -8,12 +8,16 @@ marked and every request it saw, and can inject faults. A small control API unde
 
 from __future__ import annotations
 
+import contextlib
 import json
+import shutil
 import socket
+import tempfile
 import threading
 import time
 from email.utils import formatdate
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -38,6 +42,7 @@ from airflow_provider_nxcloud.testing.state import (
 )
 
 if TYPE_CHECKING:
+    import ssl
     from collections.abc import Iterable, Mapping
 
     from airflow_provider_nxcloud.client import NxCloudClient
@@ -59,6 +64,9 @@ __all__ = [
     "RequestRecord",
     "meta_answer",
 ]
+
+# A client that connects and says nothing does not pin a handshake thread for long.
+HANDSHAKE_TIMEOUT = 10.0
 
 _HTML_PAGE = b"<html><head><title>502 Bad Gateway</title></head><body>upstream error</body></html>"
 
@@ -83,6 +91,8 @@ class _Handler(BaseHTTPRequestHandler):
         self, status: int, body: bytes, content_type: str = "application/json", **headers: str
     ) -> None:
         self.send_response(status)
+        if self.server.state.faults.close_connections:
+            self.send_header("Connection", "close")  # and closes it after this answer
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
         for name, value in headers.items():
@@ -233,10 +243,34 @@ class _Server(ThreadingHTTPServer):
     daemon_threads = True
     request_queue_size = 256
 
-    def __init__(self, address: tuple[str, int], sandbox: NxCloudSandbox) -> None:
+    def __init__(
+        self, address: tuple[str, int], sandbox: NxCloudSandbox, tls: ssl.SSLContext | None = None
+    ) -> None:
         self.sandbox = sandbox
         self.state = sandbox.state
+        self.tls = tls
         super().__init__(address, _Handler)
+
+    def finish_request(self, request: Any, client_address: Any) -> None:
+        if self.tls is None:
+            super().finish_request(request, client_address)
+            return
+        # The handshake happens here, in the connection's own thread, not in the accept loop.
+        request.settimeout(HANDSHAKE_TIMEOUT)
+        if self.state.end_handshake():
+            with contextlib.suppress(OSError):
+                request.recv(1 << 16)  # the ClientHello
+                request.shutdown(socket.SHUT_WR)  # a FIN, no close_notify
+            return
+        try:
+            wrapped = self.tls.wrap_socket(request, server_side=True)
+        except OSError:  # ssl.SSLError too: the client refused the certificate, or went away
+            return
+        try:
+            wrapped.settimeout(None)
+            super().finish_request(wrapped, client_address)
+        finally:
+            wrapped.close()
 
 
 class NxCloudSandbox:
@@ -266,6 +300,9 @@ class NxCloudSandbox:
     :param rate_limit: the account's rate limit (HTTP 429 beyond it, or Meta's 130429 with
         ``AccountLimit(answer="meta")``), or one business number's with
         ``AccountLimit(business_phone=...)``; None: unlimited.
+    :param tls: serve HTTPS with a throwaway self-signed certificate for 127.0.0.1 and localhost,
+        made on ``start()``; ``ca_file`` is its path, which ``client()`` and ``connection_json()``
+        pass as ``verify``. ``Faults(handshake_eof=...)`` then ends some handshakes early.
     """
 
     def __init__(
@@ -283,7 +320,10 @@ class NxCloudSandbox:
         inbound: Iterable[InboundMessage | Mapping[str, Any]] = (),
         rate_limit: AccountLimit | None = None,
         appkey: str = DEFAULT_APPKEY,
+        tls: bool = False,
     ) -> None:
+        self.tls = tls
+        self._certificate_dir: Path | None = None
         self.state = SandboxState(
             access_key=access_key,
             access_secret=access_secret,
@@ -303,7 +343,13 @@ class NxCloudSandbox:
     # -- lifecycle --
 
     def start(self) -> NxCloudSandbox:
-        self._server = _Server(self._address, self)
+        context = None
+        if self.tls:
+            from airflow_provider_nxcloud.testing.tls import self_signed_certificate, server_context
+
+            self._certificate_dir = Path(tempfile.mkdtemp(prefix="nxcloud-sandbox-tls-"))
+            context = server_context(*self_signed_certificate(self._certificate_dir))
+        self._server = _Server(self._address, self, context)
         # A short poll interval makes stop() (and so every test's teardown) quick.
         self._thread = threading.Thread(
             target=self._server.serve_forever, args=(0.05,), name="nxcloud-sandbox", daemon=True
@@ -316,6 +362,9 @@ class NxCloudSandbox:
             self._server.shutdown()
             self._server.server_close()
             self._server = None
+        if self._certificate_dir is not None:
+            shutil.rmtree(self._certificate_dir, ignore_errors=True)
+            self._certificate_dir = None
 
     def __enter__(self) -> NxCloudSandbox:
         return self.start()
@@ -333,7 +382,14 @@ class NxCloudSandbox:
 
     @property
     def url(self) -> str:
-        return f"http://{self._address[0]}:{self.port}"
+        return f"{'https' if self.tls else 'http'}://{self._address[0]}:{self.port}"
+
+    @property
+    def ca_file(self) -> str | None:
+        """Over HTTPS, the certificate to verify the sandbox with (``verify=``); None over HTTP."""
+        if self._certificate_dir is None:
+            return None
+        return str(self._certificate_dir / "cert.pem")
 
     def connection_json(self, **extra: Any) -> str:
         """An ``AIRFLOW_CONN_<ID>`` value (JSON form) that points a connection at this sandbox."""
@@ -346,6 +402,7 @@ class NxCloudSandbox:
                 "extra": {
                     "business_phone": sorted(self.state.business_phones)[0],
                     "appkey": self.state.appkey,
+                    **({"verify": self.ca_file} if self.ca_file else {}),
                     **extra,
                 },
             }
@@ -365,6 +422,7 @@ class NxCloudSandbox:
             "business_phone": sorted(self.state.business_phones)[0],
             "appkey": self.state.appkey,
             "retry_wait": (0.01, 0.05),
+            **({"verify": self.ca_file} if self.ca_file else {}),
         }
         return NxCloudClient(**{**defaults, **arguments})
 

@@ -144,6 +144,11 @@ class Faults:
     # How every 9099 is written (``MetaShape``), and ``data.error.code`` in it (``MetaCodeAs``).
     meta_shape: MetaShape = "documented"
     meta_code_as: MetaCodeAs = "int"
+    # Over HTTPS (``NxCloudSandbox(tls=True)``), the share of TLS handshakes ended after the
+    # ClientHello with a FIN and no close_notify, as a load balancer recycling a connection does.
+    handshake_eof: float = 0.0
+    # Close each connection after its answer: every request then needs a new (TLS) handshake.
+    close_connections: bool = False
 
     def __post_init__(self) -> None:
         if self.meta_shape not in get_args(MetaShape):
@@ -158,6 +163,8 @@ class Faults:
             raise ValueError(f"unknown fault kinds {sorted(unknown)}; use {', '.join(FAULT_KINDS)}")
         if sum(self.rates.values()) > 1:
             raise ValueError("fault rates add up to more than 1")
+        if not 0 <= self.handshake_eof <= 1:
+            raise ValueError(f"handshake_eof is a share between 0 and 1, got {self.handshake_eof!r}")
 
 
 @dataclass(frozen=True)
@@ -304,6 +311,7 @@ class SandboxState:
         self.typing_shown: list[tuple[str, str]] = []
         self.requests: list[RequestRecord] = []
         self.faults_injected: dict[str, int] = {}
+        self.handshakes_ended = 0
         # Seeded messages by (phone, id).
         self.inbound: dict[tuple[str, str], InboundMessage] = {}
         # Per one-to-one conversation (phone, customer), the newest timestamp marked read: every
@@ -388,6 +396,15 @@ class SandboxState:
             return None
         with self.lock:
             return script.pop(0) if script else None
+
+    def end_handshake(self) -> bool:
+        """Whether to end this TLS handshake early (``Faults.handshake_eof``); counted."""
+        if not self.faults.handshake_eof:
+            return False
+        with self.lock:
+            ended = self.random.random() < self.faults.handshake_eof
+            self.handshakes_ended += ended
+        return ended
 
     def draw_fault(self) -> str | None:
         rates = self.faults.rates

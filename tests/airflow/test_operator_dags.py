@@ -182,3 +182,27 @@ def test_typing_indicator_without_an_appkey_fails_before_any_request(
     task_output = "".join(capfd.readouterr())
     assert "typing_indicator=True needs the NXCloud WhatsApp application's appkey" in task_output
     assert "set the connection's appkey extra" in task_output
+
+
+def test_a_bug_in_a_worker_fails_the_task_once_with_its_traceback(
+    run_dag,
+    nxcloud_sandbox: NxCloudSandbox,
+    monkeypatch: pytest.MonkeyPatch,
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    from airflow_provider_nxcloud.client.client import NxCloudClient
+
+    def bug(self: NxCloudClient, message_id: str, *args: object, **kwargs: object) -> object:
+        raise RuntimeError(f"a bug met while marking {message_id}")
+
+    monkeypatch.setattr(NxCloudClient, "mark_message_as_read", bug)
+
+    result = run_dag("operator_scenarios", dag_id="nx_skip_9006")
+
+    assert result.task_state("mark") == "failed"
+    out, err = capfd.readouterr()  # dag.test() writes the task's log there
+    text = out + err
+    # Raised once (by the first thread to meet it), not one failure per message.
+    assert text.count("RuntimeError: a bug met while marking wamid.unbound") == 1, text
+    assert "Traceback" in text and "in _mark_one" in text
+    assert nxcloud_sandbox.requests == []

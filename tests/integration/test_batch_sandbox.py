@@ -32,17 +32,18 @@ def test_rate_cap_spaces_all_requests_across_workers_retries_included(
 
 
 def test_abort_stops_sending_and_accounts_for_every_message(nxcloud_sandbox: NxCloudSandbox) -> None:
-    nxcloud_sandbox.set_faults(Faults(codes={"wamid.a3": 9002}))
+    # An account matter (9005): the same for every number. A number's own (9002) stops only it.
+    nxcloud_sandbox.set_faults(Faults(codes={"wamid.a3": 9005}))
     ids = [f"wamid.a{i}" for i in range(50)]
 
     result = NxCloudHook().mark_messages_as_read(ids, max_workers=1)
 
     assert result.state == "failed"
-    assert result.abort is not None and result.abort.code == 9002
+    assert result.abort is not None and result.abort.code == 9005
     assert [m.message_id for m in result.marked] == ids[:3]
     assert [m.message_id for m in result.not_attempted] == ids[4:]
     assert len(nxcloud_sandbox.requests) == 4
-    assert "fix the business_phone" in result.describe_failure()
+    assert "insufficient balance" in result.describe_failure()
 
 
 def test_permanent_failures_do_not_stop_the_others(nxcloud_sandbox: NxCloudSandbox) -> None:

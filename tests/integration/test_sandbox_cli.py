@@ -90,3 +90,52 @@ def test_cli_seeds_conversations_from_an_inbound_file(
     finally:
         process.send_signal(signal.SIGINT)
         process.wait(timeout=10)
+
+
+def test_cli_stops_on_ctrl_c_even_when_started_with_sigint_ignored() -> None:
+    # As a shell starts a script's ``&`` jobs (and nohup its command): SIGINT ignored, inherited.
+    process = subprocess.Popen(
+        [sys.executable, "-m", "airflow_provider_nxcloud.testing", "--port", "0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),
+    )
+    try:
+        assert process.stdout is not None
+        assert process.stdout.readline().startswith("NXCloud sandbox listening on")
+        process.send_signal(signal.SIGINT)
+        try:
+            returncode = process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            pytest.fail("the sandbox CLI did not exit within 10 s of SIGINT (started with SIGINT ignored)")
+        assert returncode == 0
+        assert "NXCloud sandbox stopped" in (process.stderr.read() if process.stderr else "")
+    finally:
+        if process.poll() is None:
+            os.kill(process.pid, signal.SIGKILL)
+            process.wait()
+
+
+def test_cli_serves_https_with_a_connection_that_verifies_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "airflow_provider_nxcloud.testing", "--port", "0", "--tls"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        assert process.stdout.readline().startswith("NXCloud sandbox listening on https://127.0.0.1:")
+        connection = process.stdout.readline().strip().partition("=")[2].strip("'")
+        assert json.loads(connection)["extra"]["verify"].endswith("cert.pem")
+
+        monkeypatch.setenv("AIRFLOW_CONN_NXCLOUD_DEFAULT", connection)
+        assert NxCloudHook().mark_message_as_read("wamid.tls-cli").code == 0
+
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=10) == 0
+    finally:
+        if process.poll() is None:
+            os.kill(process.pid, signal.SIGKILL)
+            process.wait()

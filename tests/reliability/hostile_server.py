@@ -7,20 +7,20 @@ handler. Unlike the NXCloud sandbox it knows nothing about signing: it only misb
 from __future__ import annotations
 
 import contextlib
-import ipaddress
 import json
 import socket
 import threading
 import zlib
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
+
+# Here too, for the tests that import it from here.
+from airflow_provider_nxcloud.testing.tls import self_signed_certificate as self_signed_certificate
 
 if TYPE_CHECKING:
     import ssl
     from collections.abc import Callable
-    from pathlib import Path
 
     Answer = Callable[["_Handler"], None]
 
@@ -191,43 +191,6 @@ def answer_never(handler: _Handler) -> None:
 
 def answer_redirect(location: str, status: int = 302) -> Answer:
     return lambda handler: handler.send(status, b"", Location=location, Content_Type="text/plain")
-
-
-def self_signed_certificate(directory: Path) -> tuple[Path, Path]:
-    """A certificate for localhost and 127.0.0.1 signed by its own key: (cert.pem, key.pem)."""
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
-    now = datetime.now(timezone.utc)
-    certificate = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - timedelta(minutes=5))
-        .not_valid_after(now + timedelta(days=1))
-        .add_extension(
-            x509.SubjectAlternativeName(
-                [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
-            ),
-            critical=False,
-        )
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    cert_path, key_path = directory / "cert.pem", directory / "key.pem"
-    cert_path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-        )
-    )
-    return cert_path, key_path
 
 
 def loopback_alias_available(host: str = "127.0.0.2") -> bool:

@@ -72,6 +72,12 @@ def test_a_page_that_is_not_nxcloud_json_is_transient_when_200_and_final_when_4x
     assert not isinstance(raised.value, NxCloudTransientError)
 
 
+@pytest.mark.parametrize("status", [408, 425])
+def test_request_timeout_and_too_early_without_json_are_transient(status: int) -> None:
+    with pytest.raises(NxCloudTransientError, match=f"HTTP {status} without an NXCloud JSON code"):
+        interpret(answer(status, b"Request Timeout"), NO_OVERRIDES)
+
+
 @pytest.mark.parametrize(
     ("value", "code"),
     [
