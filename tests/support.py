@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import pytest
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Iterator
 
 T = TypeVar("T")
 
@@ -43,6 +43,26 @@ def bounded(seconds: float, call: Callable[[], T]) -> T:
     if "error" in outcome:
         raise outcome["error"]
     return outcome["value"]  # type: ignore[no-any-return]
+
+
+@contextlib.contextmanager
+def alarm(seconds: float, what: str) -> Iterator[None]:
+    """Fail the test if the block has not ended within ``seconds``, in the test's own thread.
+
+    For calls that must run in the main thread, where ``bounded()``'s helper thread would not do:
+    Airflow 2's operators refuse ``execute()`` from a thread other than the one that imported them.
+    """
+
+    def expired(signum: int, frame: object) -> None:
+        pytest.fail(f"still waiting after {seconds:g} s for {what}: this wait is not bounded")
+
+    previous = signal.signal(signal.SIGALRM, expired)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
 
 
 def wait_until(condition: Callable[[], bool], *, timeout: float, interval: float = 0.02) -> bool:
