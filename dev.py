@@ -45,15 +45,16 @@ EXTRA_PACKAGES = {"3.0": ["apache-airflow-providers-fab"]}
 # came out after 2025-09-01; Airflow 3.0 works with it.
 NEWER_THAN_THE_DATE = {"3.0": ["urllib3=2026-01-15"]}
 # What `test --all-airflow` (CI) runs besides the newest version's full suite: everything but the
-# long reliability runs, and the browser test once per UI code path (Flask, React from the hook's
+# long reliability runs and the Airflow-free tests (``core``: the same code on every line), and
+# the browser test once per UI code path (Flask, React from the hook's
 # classmethods, React from conn-fields: 2.11, 3.1 and the newest).
 # The deployment group runs on the newest line only, by `e2e` (a `-m` here replaces the one in
 # pyproject's addopts, so each expression leaves it out again).
 MATRIX_MARKERS = {
-    "2.11": "not long and not deployment",
-    "3.0": "not long and not browser and not deployment",
-    "3.1": "not long and not deployment",
-    "3.2": "not long and not browser and not deployment",
+    "2.11": "not long and not core and not deployment",
+    "3.0": "not long and not core and not browser and not deployment",
+    "3.1": "not long and not core and not deployment",
+    "3.2": "not long and not core and not browser and not deployment",
     NEWEST: "not deployment",
 }
 

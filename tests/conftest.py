@@ -25,6 +25,9 @@ if TYPE_CHECKING:
     from types import ModuleType
 
 REPO = Path(__file__).resolve().parent.parent
+# The tests of the layers that import no Airflow (``tests/unit/test_layers.py`` checks it): the
+# matrix runs them on the newest Airflow only (``core``); modules elsewhere mark themselves.
+AIRFLOW_FREE = ("tests/unit/client", "tests/unit/batch")
 AIRFLOW_HOME = Path(tempfile.mkdtemp(prefix="nxcloud-test-airflow-"))
 DAGS_FOLDER = AIRFLOW_HOME / "dags"
 
@@ -117,3 +120,9 @@ def run_dag(airflow_db: Path) -> Iterator[Any]:
         return DagRunResult(dag.test(run_conf=conf))
 
     yield run
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if item.path.relative_to(REPO).as_posix().startswith(AIRFLOW_FREE):
+            item.add_marker(pytest.mark.core)

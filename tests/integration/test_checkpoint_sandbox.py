@@ -11,6 +11,8 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import pytest
+
 from airflow_provider_nxcloud.batch import mark_messages
 from airflow_provider_nxcloud.batch.checkpoint import FLUSH_INTERVAL_SECONDS
 from airflow_provider_nxcloud.client import NxCloudClient
@@ -19,6 +21,9 @@ from tests.support import wait_until
 
 if TYPE_CHECKING:
     from airflow_provider_nxcloud.testing import NxCloudSandbox
+
+pytestmark = pytest.mark.core
+
 
 REPO = Path(__file__).resolve().parents[2]
 COUNT, RATE, KILL_AFTER = 1000, 200, 400

@@ -21,6 +21,9 @@ if TYPE_CHECKING:
 
     from airflow_provider_nxcloud.testing.state import MetaCodeAs
 
+pytestmark = pytest.mark.core
+
+
 THROTTLES = [4, 80007, 130429, 131056]
 TRANSIENT = [2, 131000, 131016, 133004, 131057]
 CODE_AS: list[MetaCodeAs] = ["int", "str"]

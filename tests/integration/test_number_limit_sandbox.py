@@ -19,6 +19,9 @@ from tests.support import TRACE_ID, signed_mark
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
+pytestmark = pytest.mark.core
+
+
 LIMITED = "8613800000001"
 FREE = "8613800000002"
 SUCCESS = (200, {"code": 0, "message": "Request succeeded", "data": None})

@@ -29,6 +29,9 @@ if TYPE_CHECKING:
     from collections.abc import Iterator
     from pathlib import Path
 
+pytestmark = pytest.mark.core
+
+
 PHONE = DEFAULT_BUSINESS_PHONE
 NOW = int(time.time())
 BSUID = "BR.1502576394655843"

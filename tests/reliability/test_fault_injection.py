@@ -15,13 +15,15 @@ per-request faults.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
+
+import pytest
 
 from airflow_provider_nxcloud.testing.fault_campaign import run_campaign
 from airflow_provider_nxcloud.testing.fault_mix import CampaignConfig
 
-if TYPE_CHECKING:
-    import pytest
+pytestmark = pytest.mark.long
+
 
 QUICK = CampaignConfig(count=1_000, mode="scripted", seed=12, timeout=1.0, retry_wait=(0.01, 0.05))
 

@@ -24,6 +24,9 @@ if TYPE_CHECKING:
     from collections.abc import Iterator
     from pathlib import Path
 
+pytestmark = pytest.mark.core
+
+
 TIMEOUT_SECONDS = 1.0
 MARGIN_SECONDS = 0.5  # the bound: the timeout plus a small margin
 CHILD_BOUND_SECONDS = 60.0  # the hang detector for the whole child (interpreter start included)

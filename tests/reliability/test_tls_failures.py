@@ -21,6 +21,8 @@ if TYPE_CHECKING:
     from collections.abc import Iterator
     from pathlib import Path
 
+pytestmark = pytest.mark.core
+
 
 def _post(url: str, verify: bool | str) -> None:
     transport = PooledTransport(base_url=url, proxies={}, verify=verify, timeout=5, pool_size=1)

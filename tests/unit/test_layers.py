@@ -11,6 +11,9 @@ import pytest
 
 import airflow_provider_nxcloud
 
+pytestmark = pytest.mark.core
+
+
 PACKAGE = Path(airflow_provider_nxcloud.__file__).parent
 # What client/ and batch/ may import of this package: each other's layer below, never above.
 ALLOWED = {

@@ -11,7 +11,12 @@ import zipfile
 from importlib import metadata, resources
 from pathlib import Path
 
+import pytest
+
 import airflow_provider_nxcloud
+
+pytestmark = pytest.mark.core
+
 
 REPO = Path(__file__).resolve().parents[2]
 DISTRIBUTION = "airflow-provider-nxcloud"
