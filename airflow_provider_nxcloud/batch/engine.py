@@ -42,6 +42,8 @@ if TYPE_CHECKING:
     from airflow_provider_nxcloud.client.api import CodeKey
 
 PROGRESS_INTERVAL_SECONDS = 10.0
+# Why the rest of a batch was not sent when the caller's ``stop`` ended it (``on_kill``).
+STOPPED_REASON = "not sent: the batch was stopped (the task is being killed)"
 
 log = logging.getLogger(__name__)
 
@@ -148,7 +150,10 @@ class _Stops:
         return self.batch_stopped() or business_phone in self.numbers
 
     def reason(self, business_phone: str) -> str:
-        return self.numbers.get(business_phone) or self.batch_reason
+        found = self.numbers.get(business_phone) or self.batch_reason
+        if not found and self._outside is not None and self._outside.is_set():
+            return STOPPED_REASON
+        return found
 
 
 def _mark_one(
@@ -311,8 +316,9 @@ def run_batch(
             try:
                 while wait(futures, timeout=progress_interval).not_done:
                     _log_progress(outcomes, started)
-            except BaseException:
+            except BaseException as error:
                 client.cancel()  # the task is being killed: in-flight requests finish, no retries
+                stops.stop_batch(f"not sent: the batch was interrupted ({type(error).__name__})")
                 raise
             finally:
                 stops.batch.set()

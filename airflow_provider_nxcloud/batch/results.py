@@ -32,7 +32,10 @@ class Outcome:
     @property
     def cause(self) -> str:
         """What the answer was, for grouping failures: ``Meta 130429``, ``code 9000``."""
-        return f"Meta {self.meta_code}" if self.meta_code is not None else f"code {self.code}"
+        if self.meta_code is not None:
+            return f"Meta {self.meta_code}"
+        # HTTP 5xx, the network, TLS, a setting: the reason says which.
+        return f"code {self.code}" if self.code is not None else "no NXCloud code"
 
 
 @dataclass
@@ -126,8 +129,8 @@ class BatchResult:
         if self.abort is not None:
             first = self.abort
             return (
-                f"Stopped sending after code {first.code} for message {first.message.message_id} "
-                f"(business phone {first.message.business_phone}): {first.reason}. {self.summary()}."
+                f"Stopped sending after message {first.message.message_id} (business phone "
+                f"{first.message.business_phone}, {first.cause}): {first.reason}. {self.summary()}."
             )
         failed = ""
         if self.failed:

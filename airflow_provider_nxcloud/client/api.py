@@ -48,8 +48,10 @@ def typing_indicator_body(appkey: str, business_phone: str, message_id: str) -> 
 TRANSIENT_CODES: frozenset[int] = frozenset({-1, 9001, 9007})
 # Timestamp expired: the client's clock is off; the client corrects it once from the server's Date.
 CLOCK_SKEW_CODE = 1004
+# The WhatsApp application does not exist or is unavailable (for ``typingIndicator``, its appkey).
+UNKNOWN_APPLICATION_CODE = 9003
 # The account is misconfigured: every further request would fail the same way.
-CONFIGURATION_CODES: frozenset[int] = frozenset({9003, 9004, 9005})
+CONFIGURATION_CODES: frozenset[int] = frozenset({UNKNOWN_APPLICATION_CODE, 9004, 9005})
 # One business number is misconfigured: every further request for it would fail the same way,
 # while the account's other numbers are fine.
 NUMBER_CODES: frozenset[int] = frozenset({9002, 9006})

@@ -192,31 +192,48 @@ class NxCloudHook(BaseHook):
 
     def test_connection(self) -> tuple[bool, str]:
         """
-        Check the credentials (and the ``business_phone``, when set) with one signed request for
-        a message id that cannot exist: no retries, at most ``TEST_TIMEOUT`` seconds, as the UI's
-        Test button waits for it.
+        Check the credentials (and the ``business_phone`` and ``appkey``, when set) with one
+        signed request for a message id that cannot exist: no retries, at most ``TEST_TIMEOUT``
+        seconds, as the UI's Test button waits for it. With an ``appkey`` the request goes to
+        ``typingIndicator``, whose body carries it, so that a wrong one fails here, not in a task.
         """
         from airflow_provider_nxcloud.client import NxCloudClient
-        from airflow_provider_nxcloud.client.api import classify
+        from airflow_provider_nxcloud.client.api import (
+            META_PASSTHROUGH_CODE,
+            UNKNOWN_APPLICATION_CODE,
+            classify,
+        )
 
-        phone = None
+        phone = appkey = None
         try:
             settings = self.settings
-            phone = settings.business_phone
+            phone, appkey = settings.business_phone, settings.appkey
             quick = replace(settings, max_retries=0, timeout=min(settings.timeout, TEST_TIMEOUT))
             client = NxCloudClient.from_settings(quick, logger=self.log)
-            client.mark_message_as_read(TEST_MESSAGE_ID, phone or "10000000000")
+            client.mark_message_as_read(
+                TEST_MESSAGE_ID, phone or "10000000000", typing_indicator=bool(appkey)
+            )
         except NxCloudAuthError as error:
             return False, f"NXCloud refused the credentials: {error}"
         except NxCloudConfigError as error:
             return False, str(error)
         except NxCloudTransientError as error:
+            if error.code == META_PASSTHROUGH_CODE:  # a Meta throttle or outage: NXCloud took the keys
+                return (
+                    True,
+                    f"Credentials accepted (test request answered code {error.code}: {error.message})",
+                )
             return False, f"Could not get an answer from NXCloud: {error}"
         except NxCloudApiError as error:
             if error.code is None:
                 return False, str(error)
             if phone and classify(error.code).meaning == "number":
                 return False, f"NXCloud refused the business_phone {phone}: {error}"
+            if appkey and error.code == UNKNOWN_APPLICATION_CODE:
+                return (
+                    False,
+                    f"NXCloud refused the appkey extra (no such application, or unavailable): {error}",
+                )
             # Authentication is checked first, so any other code means the keys were accepted.
             return True, f"Credentials accepted (test request answered code {error.code})"
         except Exception as error:  # the UI shows this text; never a traceback

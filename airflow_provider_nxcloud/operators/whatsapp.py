@@ -60,12 +60,17 @@ class MarkWhatsAppReadOperator(BaseOperator):
 
     The task ends **success** when every message was marked (or skipped), **skipped** when there
     was nothing to mark, and **failed** otherwise: without Airflow retries for credential,
-    configuration or permanent per-message errors, with them for transient ones. The result::
+    configuration or permanent per-message errors, with them for transient ones. A credential or
+    account error stops the batch, a business number's own (9002, 9006) only that number's
+    messages; when most recent requests fail transiently (an outage: the client's retry budget)
+    no new message is started and the task ends with Airflow retries. What was not sent ends
+    ``not_attempted``. The outcomes table is in ``docs/operators/mark_read.rst``. The result::
 
         {"marked": [ids], "marked_with_newer": {id: newer_id},
          "skipped": [{message_id, business_phone, code, meta_code, reason}],
          "failed": [{message_id, business_phone, code, meta_code, reason, retryable}],
          "not_attempted": [ids], "counts": {...},
+         "not_attempted_reasons": {business_phone: reason},  # only when sending stopped
          "rate_limit_per_second": float}  # only when NXCloud throttled
 
     ``marked`` lists every id marked; ``marked_with_newer`` says which of them a newer message's
@@ -81,11 +86,12 @@ class MarkWhatsAppReadOperator(BaseOperator):
     pushed on any path.
 
     After the batch, on every path above, the task sends metrics through Airflow's ``Stats``
-    (StatsD or OpenTelemetry, as the worker's ``[metrics]`` section says): the counters
-    ``nxcloud.marked``, ``nxcloud.marked_with_newer``, ``nxcloud.skipped``, ``nxcloud.failed``,
-    ``nxcloud.retryable`` (per business number), ``nxcloud.requests``, ``nxcloud.retries``,
-    ``nxcloud.throttled``, the timer ``nxcloud.batch_duration`` and the gauge
-    ``nxcloud.rate_limit``. A failing metrics backend is logged, never fails the task.
+    (StatsD or OpenTelemetry, as the worker's ``[metrics]`` section says): per business number
+    the counters ``nxcloud.marked``, ``nxcloud.marked_with_newer``, ``nxcloud.skipped``,
+    ``nxcloud.failed``, ``nxcloud.retryable`` and ``nxcloud.not_attempted``; per task
+    ``nxcloud.requests``, ``nxcloud.retries``, ``nxcloud.throttled``, the timer
+    ``nxcloud.batch_duration`` and the gauge ``nxcloud.rate_limit``. A failing metrics backend
+    is logged, never fails the task.
 
     :param message_ids: ids, records (``id``/``message_id``, ``business_phone``, ``from`` or
         ``from_user_id``, ``timestamp``, ``group_id``), webhook payloads, or an XComArg of any of
@@ -298,7 +304,7 @@ def _client_counts(client: NxCloudClient) -> tuple[int, int]:
 
 
 # The counters sent per business number (the rest are the task's): a name -> messages.
-PER_NUMBER_COUNTERS = ("marked", "marked_with_newer", "skipped", "failed", "retryable")
+PER_NUMBER_COUNTERS = ("marked", "marked_with_newer", "skipped", "failed", "retryable", "not_attempted")
 
 
 def _per_number_counts(result: BatchResult) -> dict[str, dict[str, int]]:
@@ -319,6 +325,9 @@ def _per_number_counts(result: BatchResult) -> dict[str, dict[str, int]]:
         add("failed", outcome.message.business_phone)
         if outcome.status == "retryable":
             add("retryable", outcome.message.business_phone)
+    # An outage (the retry budget), an abort, a stop: most of the batch may end here.
+    for message in result.not_attempted:
+        add("not_attempted", message.business_phone)
     return counts
 
 

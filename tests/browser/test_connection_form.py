@@ -280,7 +280,7 @@ def test_add_connection_through_the_form(api_server: ApiServer, page: Page, arti
         (_fill_flask_form, _flask_test_button) if AIRFLOW_2 else (_fill_react_form, _react_test_button)
     )
 
-    with NxCloudSandbox(business_phones=(BUSINESS_PHONE,)) as sandbox:
+    with NxCloudSandbox(business_phones=(BUSINESS_PHONE,), appkey=APPKEY) as sandbox:
         fill(page, api_server, sandbox, artifacts_dir)
 
         stored = api_server.stored_connection("nx_ui")
@@ -315,6 +315,7 @@ def test_add_connection_through_the_form(api_server: ApiServer, page: Page, arti
     assert headers["accesskey"] == sandbox.state.access_key
     assert headers["algorithm"] == "sha256"
     assert good_requests[0].business_phone == BUSINESS_PHONE
+    assert good_requests[0].path == "/api/wa/typingIndicator"  # with the appkey: the Test button checks it
     assert INVALID_SIGNATURE in failure, failure
     assert [r.code for r in wrong_requests] == [1003]
     if AIRFLOW_2:

@@ -13,7 +13,7 @@ import pytest
 
 from airflow_provider_nxcloud.batch import mark_messages
 from airflow_provider_nxcloud.batch.options import BatchOptions
-from airflow_provider_nxcloud.hooks.nxcloud import TEST_TIMEOUT, NxCloudHook
+from airflow_provider_nxcloud.hooks.nxcloud import TEST_MESSAGE_ID, TEST_TIMEOUT, NxCloudHook
 from airflow_provider_nxcloud.testing import AccountLimit, Faults, NxCloudSandbox
 from tests.reliability.hostile_server import HostileServer, answer_never
 from tests.support import bounded
@@ -112,6 +112,46 @@ def test_the_test_button_names_the_business_phone_on_9002(
 
     assert not ok
     assert "8619999999999" in text and "9002" in text
+
+
+def test_the_test_button_checks_the_appkey(
+    nxcloud_sandbox: NxCloudSandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A wrong appkey passed the Test button and failed the first typing_indicator task (9003).
+    assert NxCloudHook().test_connection()[0]
+    (request,) = nxcloud_sandbox.requests
+    assert request.path == "/api/wa/typingIndicator"  # the one request whose body carries the appkey
+
+    monkeypatch.setenv("AIRFLOW_CONN_NXCLOUD_DEFAULT", nxcloud_sandbox.connection_json(appkey="not-the-app"))
+    ok, text = NxCloudHook().test_connection()
+
+    assert not ok
+    assert "appkey" in text and "9003" in text
+    assert "not-the-app" not in text
+
+
+def test_the_test_button_without_an_appkey_marks_read_only(
+    nxcloud_sandbox: NxCloudSandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AIRFLOW_CONN_NXCLOUD_DEFAULT", nxcloud_sandbox.connection_json(appkey=None))
+
+    assert NxCloudHook().test_connection() == (True, "Credentials accepted")
+    assert [r.path for r in nxcloud_sandbox.requests] == ["/api/wa/markMessageAsRead"]
+
+
+@pytest.mark.parametrize("meta", ["meta:80007", "meta:131000"])
+def test_a_meta_throttle_or_outage_on_the_test_request_still_means_the_keys_were_accepted(
+    nxcloud_sandbox: NxCloudSandbox, meta: str
+) -> None:
+    # 9099 is Meta's answer, passed on by an NXCloud that checked the keys first: a WhatsApp
+    # throttle or hiccup is not "could not get an answer from NXCloud".
+    nxcloud_sandbox.set_faults(Faults(codes={TEST_MESSAGE_ID: meta}))
+
+    ok, text = NxCloudHook().test_connection()
+
+    assert ok, text
+    assert f"Meta {meta.removeprefix('meta:')}" in text
+    assert len(nxcloud_sandbox.requests) == 1
 
 
 def test_the_test_button_does_not_retry_a_503(

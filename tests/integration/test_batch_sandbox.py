@@ -140,3 +140,4 @@ def test_operator_on_kill_stops_the_batch_and_leaves_the_rest_not_attempted(
     assert 20 <= len(result.marked) < 300
     assert len(result.marked) + len(result.failed) + len(result.not_attempted) == 300
     assert len(result.not_attempted) > 0, "once stopped, nothing more is sent"
+    assert "the task is being killed" in result.describe_failure()

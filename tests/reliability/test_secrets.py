@@ -225,7 +225,9 @@ def test_no_secret_in_error_texts_reprs_or_results(
     monkeypatch.setenv("AIRFLOW_CONN_NX_RIGHT", json.dumps(right))
     plain = {**right, "host": REFUSED_HOST, "password": wrong}
     monkeypatch.setenv("AIRFLOW_CONN_NX_PLAIN", json.dumps(plain))
-    nxcloud_sandbox.set_faults(Faults(codes={"wamid.bad": 9000}, scripts={"wamid.flaky": ["-1", "-1"]}))
+    nxcloud_sandbox.set_faults(
+        Faults(codes={"wamid.bad": 9000, "wamid.gone": "meta:131009"}, scripts={"wamid.flaky": ["-1", "-1"]})
+    )
     texts: list[str] = []
     fast = (0.01, 0.05)
 
@@ -233,6 +235,7 @@ def test_no_secret_in_error_texts_reprs_or_results(
         ("nx_wrong", "wamid.1", "code 1003"),
         ("nx_right", "wamid.flaky", "code -1"),
         ("nx_right", "wamid.bad", "code 9000"),
+        ("nx_right", "wamid.gone", "Meta 131009"),  # a documented 9099: Meta's error and fbtrace_id
         ("nx_plain", "wamid.1", "plain http://"),
     ):
         hook = NxCloudHook(nxcloud_conn_id=conn_id, retry_wait=fast)

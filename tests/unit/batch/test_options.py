@@ -192,3 +192,26 @@ def test_failures_are_grouped_by_metas_code() -> None:
     assert result.describe_failure().startswith(
         "4 messages failed: Meta 130429 x 3, code 9000 x 1. First: t0: Meta 130429: (#130429) Rate limit hit."
     )
+
+
+def test_failures_without_an_nxcloud_code_are_not_called_code_none() -> None:
+    # An outage (HTTP 503, the network) and TLS settings give no NXCloud code: the summary and
+    # the failure's message must not say "code None".
+    down = [
+        Outcome(Message(f"d{n}", "1"), "retryable", None, "HTTP 503: Service Unavailable") for n in range(2)
+    ]
+    result = BatchResult(failed=down, not_attempted=[Message("n", "1")])
+    assert "no NXCloud code x 2" in result.summary()
+    assert "None" not in result.describe_failure()
+
+    tls = Outcome(Message("t", "1"), "aborted", None, "the TLS certificate of api did not verify")
+    aborted = BatchResult(failed=[tls], abort=tls)
+    assert aborted.describe_failure().startswith(
+        "Stopped sending after message t (business phone 1, no NXCloud code): the TLS certificate"
+    )
+    coded = Outcome(Message("a", "1"), "aborted", 1003, "Invalid signature")
+    assert (
+        BatchResult(failed=[coded], abort=coded)
+        .describe_failure()
+        .startswith("Stopped sending after message a (business phone 1, code 1003): Invalid signature.")
+    )

@@ -5,10 +5,14 @@ Over HTTP against the sandbox: tests/integration/test_bad_day_sandbox.py.
 
 from __future__ import annotations
 
+import signal
+import threading
 from typing import Any
 
 import pytest
 
+from airflow_provider_nxcloud.batch.engine import STOPPED_REASON, mark_messages
+from airflow_provider_nxcloud.batch.results import BatchResult
 from airflow_provider_nxcloud.client.errors import NxCloudRetryBudgetError, NxCloudTransientError
 from tests.unit.batch.fakes import OTHER_PHONE, PHONE, FakeClient, failed, marked, run
 
@@ -103,3 +107,60 @@ def test_a_bug_in_a_worker_is_raised_once_not_turned_into_failed_messages() -> N
         run([f"m{i}" for i in range(500)], client, max_workers=4)
 
     assert len(client.sent) <= 4  # each thread met it at most once, then every thread stopped
+
+
+def test_a_callers_stop_gives_the_rest_a_reason() -> None:
+    # on_kill sets the operator's stop: what was not sent must say why, as an abort's rest does.
+    stop = threading.Event()
+    stop.set()
+
+    result = mark_messages(FakeClient(), [f"m{i}" for i in range(10)], stop=stop)
+
+    assert len(result.not_attempted) == 10
+    assert result.not_attempted_reasons == {PHONE: STOPPED_REASON}
+    assert STOPPED_REASON in result.describe_failure()
+
+
+class _Timeout(Exception):
+    """Stands for Airflow's AirflowTaskTimeout, raised in the main thread by a SIGALRM handler."""
+
+
+class _HangingClient(FakeClient):
+    """Every request hangs until the batch cancels the client (bounded: 10 s)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.cancelled = threading.Event()
+        self.started = threading.Event()
+
+    def cancel(self) -> None:
+        self.cancelled.set()
+
+    def mark_message_as_read(self, message_id: str, business_phone: str | None = None, **_: Any) -> object:
+        self.started.set()
+        if not self.cancelled.wait(10):
+            raise AssertionError("the batch never cancelled its client after the timeout")
+        raise NxCloudTransientError("not sent: the client was cancelled (task killed)")
+
+
+@pytest.mark.skipif(not hasattr(signal, "setitimer"), reason="needs SIGALRM, as Airflow's timeout does")
+def test_an_interrupted_batch_gives_the_rest_a_reason() -> None:
+    # execution_timeout raises in the thread running the batch; the result it fills in must say
+    # why the rest was not sent, naming the interruption.
+    def time_out(*_: object) -> None:
+        raise _Timeout
+
+    client = _HangingClient()
+    result = BatchResult()
+    previous = signal.signal(signal.SIGALRM, time_out)
+    try:
+        signal.setitimer(signal.ITIMER_REAL, 0.3)
+        with pytest.raises(_Timeout):
+            mark_messages(client, [f"m{i}" for i in range(50)], result=result)
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+    assert client.started.is_set(), "no request was started before the timeout"
+    assert result.total == 50 and len(result.not_attempted) > 0
+    assert result.not_attempted_reasons == {PHONE: "not sent: the batch was interrupted (_Timeout)"}

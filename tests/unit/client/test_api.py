@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from airflow_provider_nxcloud.client.api import (
+    CONFIGURATION_CODES,
+    META_THROTTLES,
+    META_TRANSIENT,
+    NUMBER_CODES,
+    TRANSIENT_CODES,
     CodeKey,
     MetaError,
     classify,
@@ -181,3 +188,28 @@ def test_the_explanation_says_what_meta_said_and_what_to_do() -> None:
     assert explain(9000, "Parameter exception", None) == (
         "Parameter exception (parameter exception: the message id or another field is invalid)"
     )
+
+
+def _outcome_rows() -> list[str]:
+    """The first cell (the answer) of each row of the operator page's outcomes table."""
+    from tests.docs import DOCS
+
+    page = (DOCS / "operators" / "mark_read.rst").read_text()
+    table = page.split(".. _mark-read-outcomes:")[1].split(".. _mark-read-meta-errors:")[0]
+    return [row.split("\n     - ")[0] for row in table.split("\n   * - ")[1:]]
+
+
+@pytest.mark.parametrize(
+    ("marker", "codes"),
+    [
+        ("9001", TRANSIENT_CODES),
+        ("131056", {*META_THROTTLES, *META_TRANSIENT}),
+        ("9005", CONFIGURATION_CODES),
+        ("9002", NUMBER_CODES),
+    ],
+)
+def test_the_outcomes_table_names_the_codes_classify_knows(marker: str, codes: set[int]) -> None:
+    # The docs list codes that api.py defines: a code added here must reach the table's row.
+    (row,) = [r for r in _outcome_rows() if re.search(rf"(?<![\d-]){marker}(?!\d)", r)]
+    named = {int(n) for n in re.findall(r"(?<![\d.])-?\d+(?![\d.])", row)}
+    assert set(codes) <= named, f"the outcomes table's row for {marker} misses {set(codes) - named}"

@@ -121,11 +121,28 @@ def test_metrics_count_per_business_number_without_earlier_tries() -> None:
         marked_via={Message("m1", a): Message("m2", a)},
         skipped=[Outcome(Message("s", b), "skipped", 9006)],
         failed=[Outcome(Message("r", b), "retryable", -1), Outcome(Message("f", b), "failed", 9000)],
+        not_attempted=[Message("n1", b), Message("n2", b)],
     )
 
+    # Every id of this try is in one of marked, skipped, failed, not_attempted: so are the
+    # metrics, or an outage's not_attempted thousands would be missing from the dashboards.
     assert _per_number_counts(result) == {
-        a: {"marked": 2, "marked_with_newer": 1, "skipped": 0, "failed": 0, "retryable": 0},
-        b: {"marked": 1, "marked_with_newer": 0, "skipped": 1, "failed": 2, "retryable": 1},
+        a: {
+            "marked": 2,
+            "marked_with_newer": 1,
+            "skipped": 0,
+            "failed": 0,
+            "retryable": 0,
+            "not_attempted": 0,
+        },
+        b: {
+            "marked": 1,
+            "marked_with_newer": 0,
+            "skipped": 1,
+            "failed": 2,
+            "retryable": 1,
+            "not_attempted": 2,
+        },
     }
 
 
