@@ -138,9 +138,9 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     sandbox.start()
-    print(f"NXCloud sandbox listening on {sandbox.url}", flush=True)
-    print(f"AIRFLOW_CONN_NXCLOUD_DEFAULT='{sandbox.connection_json()}'", flush=True)
-    try:
+    try:  # from the first line printed: a caller may send SIGINT as soon as it reads it
+        print(f"NXCloud sandbox listening on {sandbox.url}", flush=True)
+        print(f"AIRFLOW_CONN_NXCLOUD_DEFAULT='{sandbox.connection_json()}'", flush=True)
         threading.Event().wait()  # until Ctrl-C or SIGTERM
     except KeyboardInterrupt:
         pass
