@@ -8,12 +8,18 @@ from typing import TYPE_CHECKING
 import pytest
 
 from airflow_provider_nxcloud.testing import Faults
+from tests.compat import AIRFLOW_VERSION
 from tests.conftest import load_dag_module
 
 if TYPE_CHECKING:
     from airflow_provider_nxcloud.testing import NxCloudSandbox
 
 pytestmark = pytest.mark.airflow
+
+
+# Airflow 3.0's dag.test() does not echo a failing task's exception to the console (2.11 and
+# 3.1+ do): there the state, the XCom and the sandbox's record are what these tests can read.
+ECHOES_TASK_ERRORS = AIRFLOW_VERSION != (3, 0)
 
 
 def test_ids_from_upstream_task_are_all_marked(run_dag, nxcloud_sandbox: NxCloudSandbox) -> None:
@@ -180,8 +186,9 @@ def test_typing_indicator_without_an_appkey_fails_before_any_request(
     assert result.try_number("mark") == 1, "a configuration error does not consume Airflow retries"
     assert nxcloud_sandbox.requests == []
     task_output = "".join(capfd.readouterr())
-    assert "typing_indicator=True needs the NXCloud WhatsApp application's appkey" in task_output
-    assert "set the connection's appkey extra" in task_output
+    if ECHOES_TASK_ERRORS:
+        assert "typing_indicator=True needs the NXCloud WhatsApp application's appkey" in task_output
+        assert "set the connection's appkey extra" in task_output
 
 
 def test_a_bug_in_a_worker_fails_the_task_once_with_its_traceback(
@@ -203,8 +210,9 @@ def test_a_bug_in_a_worker_fails_the_task_once_with_its_traceback(
     out, err = capfd.readouterr()  # dag.test() writes the task's log there
     text = out + err
     # Raised with its traceback (Airflow 2 logs the task's exception twice, so no count of it)...
-    assert "RuntimeError: a bug met while marking wamid.unbound" in text, text
-    assert "Traceback" in text and "in _mark_one" in text
+    if ECHOES_TASK_ERRORS:
+        assert "RuntimeError: a bug met while marking wamid.unbound" in text, text
+        assert "Traceback" in text and "in _mark_one" in text
     # ... and not turned into a failure per message: the ids stay unsent, for the next try.
     counts = result.xcom("mark")["counts"]
     assert (counts["failed"], counts["not_attempted"]) == (0, 2), counts

@@ -182,7 +182,7 @@ def test_connection_works_without_the_fab_provider_on_3_0(airflow_cli: AirflowCl
         codes = [r.code for r in sandbox.requests]
 
     assert stored["conn_type"] == "nxcloud"
-    assert stored["extra_dejson"] == {"business_phone": document["extra"]["business_phone"]}
+    assert stored["extra_dejson"] == document["extra"]
     for result in (from_cli, from_env, from_uri):
         assert "Connection success!" in result.stdout, result.stdout + result.stderr
     assert codes == [0, 0, 0]
