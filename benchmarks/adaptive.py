@@ -25,7 +25,7 @@ from typing import Any
 
 from airflow_provider_nxcloud.client.api import MARK_READ_PATH
 from benchmarks.common import SandboxProcess, Stopwatch, Ticker, log, message_ids
-from benchmarks.report import table_rows
+from benchmarks.report import table_rows, take_stdout
 
 LATENCY_MS = 50.0
 WORKERS = 32
@@ -410,8 +410,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ["NO_PROXY"] = os.environ["no_proxy"] = no_proxy
     if args.child:
         return _child(args)
-    table_out = os.fdopen(os.dup(1), "w", encoding="utf-8")
-    os.dup2(2, 1)  # Airflow's loggers print to stdout: keep it for the table
+    table_out = take_stdout()
     if args.only:
         ids = 400 if args.quick else 1_200
         with SandboxProcess(latency_ms=LATENCY_MS, request_log=args.only != "unlimited") as sandbox:

@@ -30,7 +30,7 @@ import time
 from typing import Any
 
 from benchmarks.common import log, loopback_only, private_airflow_home
-from benchmarks.report import row, table_rows
+from benchmarks.report import row, table_rows, take_stdout
 
 OUTAGE_IDS, QUICK_OUTAGE_IDS = 20_000, 2_000
 OUTAGE_SECONDS, OUTAGE_REQUESTS = 60.0, 500
@@ -173,8 +173,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true", help="the rows as JSON instead of a table")
     args = parser.parse_args(argv)
     loopback_only()
-    table_out = os.fdopen(os.dup(1), "w", encoding="utf-8")
-    os.dup2(2, 1)  # Airflow's loggers print to stdout: keep it for the table
+    table_out = take_stdout()
     with private_airflow_home("nxcloud-bench-bad-day-"):
         os.environ["AIRFLOW__LOGGING__LOGGING_LEVEL"] = "WARNING"  # not every retry
         rows = measure_bad_day(args.quick)

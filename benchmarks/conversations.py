@@ -25,11 +25,11 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
 from benchmarks.common import SandboxProcess, Stopwatch, Ticker, Timed, log
 from benchmarks.report import row as report_row
-from benchmarks.report import table_rows
+from benchmarks.report import table_rows, take_stdout
 
 LATENCY_MS = 50.0
 CONN_ID = "nxcloud_bench_conversations"
@@ -327,14 +327,6 @@ def measure_conversations(quick: bool) -> list[dict[str, Any]]:
 # -- output --
 
 
-def _take_stdout() -> TextIO:
-    """Keep stdout for the rows alone: Airflow's loggers print to stdout, send them to stderr."""
-    sys.stdout.flush()
-    rows_out = os.fdopen(os.dup(1), "w", encoding="utf-8")
-    os.dup2(2, 1)
-    return rows_out
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -342,7 +334,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="small sizes: a smoke test, not a result")
     parser.add_argument("--json", type=Path, help="also write the rows here")
     args = parser.parse_args(argv)
-    rows_out = _take_stdout()
+    rows_out = take_stdout()
     airflow_home = tempfile.mkdtemp(prefix="nxcloud-bench-conversations-")
     # A private AIRFLOW_HOME, and loopback traffic never routed through an environment proxy.
     os.environ["AIRFLOW_HOME"] = airflow_home

@@ -37,7 +37,7 @@ from benchmarks.common import SandboxProcess, Ticker, log, loopback_only, messag
 from benchmarks.conversations import FULL as CONVERSATION_SIZES
 from benchmarks.conversations import PHONE_KEY, QUICK, SEED, Sizes, realistic_inbox, with_group_messages
 from benchmarks.report import row as report_row
-from benchmarks.report import table_rows
+from benchmarks.report import table_rows, take_stdout
 
 LATENCY_MS = 50.0
 CONN_ID = "nxcloud_bench_whatsapp_rules"
@@ -313,8 +313,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", choices=("meta", "groups", "numbers"), help="run one measure")
     args = parser.parse_args(argv)
     loopback_only()
-    table_out = os.fdopen(os.dup(1), "w", encoding="utf-8")
-    os.dup2(2, 1)  # Airflow's loggers print to stdout: keep it for the table
+    table_out = take_stdout()
     with private_airflow_home("nxcloud-bench-rules-"):
         rows = measure_whatsapp_rules(args.quick, args.only)
     print(table_rows(rows), file=table_out, flush=True)
