@@ -13,8 +13,9 @@ ends in seconds and Airflow's retries, with their delay, take over.
 With a credit of 1 it takes ``CAPACITY / 2`` more failures than successes, recently, to exhaust
 it: random faults at 26 % of requests (``testing/fault_mix.py``) gain tokens on average and
 never do. Throttles (HTTP 429, Meta's rate limits) neither take nor give: they say "too fast",
-not "down", and the adaptive limiter answers them. The budget also refills with time
-(``REFILL_PER_SECOND``), so a long-lived client whose batches stopped sending recovers.
+not "down", and the adaptive limiter answers them; a 5xx takes one even with a Retry-After. The
+budget also refills with time (``REFILL_PER_SECOND``), so a long-lived client whose batches
+stopped sending recovers.
 """
 
 from __future__ import annotations

@@ -353,8 +353,10 @@ class NxCloudClient:
             if throttle is not None:
                 with self._lock:
                     self._throttled_answers += 1
-            else:
-                # A throttle says "too fast", not "down": the adaptive limiter's, not the budget's.
+            # A throttle says "too fast", not "down": the adaptive limiter's, not the budget's. But
+            # a 5xx is "down" even with a Retry-After (a gateway in maintenance sends one on every
+            # answer): counting it as a throttle alone left such an outage unbounded.
+            if throttle is None or (error.http_status or 0) >= 500:
                 self._budget.record(failed=True)
             raise
         finally:

@@ -13,10 +13,13 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from airflow_provider_nxcloud.batch import mark_messages
+from airflow_provider_nxcloud.client import NxCloudClient
 from airflow_provider_nxcloud.testing import Faults, NxCloudSandbox
 from airflow_provider_nxcloud.testing.fault_campaign import CONN_ID, execute_operator
 from airflow_provider_nxcloud.testing.fault_mix import campaign_ids
-from tests.support import alarm
+from tests.reliability.hostile_server import HostileServer, answer_json
+from tests.support import alarm, bounded
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -59,3 +62,21 @@ def test_a_full_outage_ends_the_try_quickly_and_retryable(
     assert all(entry["retryable"] for entry in result["failed"])
     assert counts["failed"] + counts["not_attempted"] == IDS
     assert "NXCloud looks down" in result["not_attempted_reasons"]["8613800000000"]
+
+
+def test_an_outage_whose_503s_carry_retry_after_is_bounded_too(figures: dict[str, Any]) -> None:
+    # A gateway in maintenance answers every request 503 with a Retry-After: "down", not "too
+    # fast", although the header also asks the adaptive limiter to slow down.
+    ids = campaign_ids(2_000)
+    unavailable = answer_json(b"Service Unavailable", 503, Retry_After="0", Content_Type="text/plain")
+    with HostileServer(unavailable) as server:
+        client = NxCloudClient(
+            access_key="key", access_secret="secret", base_url=server.url, business_phone="8613800000000",
+            retry_wait=(0.01, 0.05),
+        )  # fmt: skip
+        result = bounded(MAX_SECONDS * 3, lambda: mark_messages(client, ids))
+    counts = result.counts()
+    figures.update(requests=counts["requests"], counts=counts)
+    assert result.state == "failed_retryable"
+    assert counts["requests"] <= MAX_REQUESTS, "6 requests per id: the budget took the 503s for throttles"
+    assert counts["failed"] + counts["not_attempted"] == len(ids)
